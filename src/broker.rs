@@ -1,0 +1,298 @@
+//! The **broker** side of the worker: connecting with lapin, declaring the topology, turning
+//! deliveries into [`Incoming`] jobs, and publishing replies with confirms.
+//!
+//! Topology declared at start (all names configurable):
+//! - `<queue>` — the jobs queue, with `x-dead-letter-exchange = <queue>.dlx`;
+//! - `<queue>.dlx` — a fanout exchange receiving rejected messages;
+//! - `<queue>.dead` — the dead-letter queue bound to it.
+//!
+//! Deliveries use manual acks with `basic_qos(prefetch = concurrency)`. Replies go through a
+//! separate channel in confirm mode with the mandatory flag, so a reply to a vanished queue is
+//! returned (and counted) instead of silently dropped.
+
+use crate::config::Config;
+use crate::executor::BoxFuture;
+use crate::protocol::CONTENT_TYPE;
+use crate::worker::{Incoming, Props, ReplyOutcome, Settle, TransportError};
+use futures_util::{Stream, StreamExt};
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    BasicRejectOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::Acker;
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A broker failure at start-up or while consuming.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// Could not connect.
+    #[error("cannot connect to the broker at {url}: {source}")]
+    Connect {
+        /// The URL, password redacted.
+        url: String,
+        /// The cause.
+        source: lapin::Error,
+    },
+    /// A protocol operation failed.
+    #[error("{what}: {source}")]
+    Op {
+        /// What was being done.
+        what: &'static str,
+        /// The cause.
+        source: lapin::Error,
+    },
+}
+
+fn op(what: &'static str) -> impl FnOnce(lapin::Error) -> BrokerError {
+    move |source| BrokerError::Op { what, source }
+}
+
+/// Opens a connection named `name`.
+pub async fn connect(config: &Config, name: &str) -> Result<Connection, BrokerError> {
+    let props = ConnectionProperties::default().with_connection_name(name.into());
+    Connection::connect(config.amqp_url.expose(), props)
+        .await
+        .map_err(|source| BrokerError::Connect {
+            url: config.amqp_url.redacted(),
+            source,
+        })
+}
+
+/// Declares the jobs queue, the dead-letter exchange and the dead-letter queue.
+pub async fn declare_topology(channel: &Channel, config: &Config) -> Result<(), BrokerError> {
+    let (dlx, dlq) = (config.dlx(), config.dlq());
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    channel
+        .exchange_declare(
+            dlx.as_str().into(),
+            ExchangeKind::Fanout,
+            durable,
+            FieldTable::default(),
+        )
+        .await
+        .map_err(op("declaring the dead-letter exchange"))?;
+    let queue_opts = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    channel
+        .queue_declare(dlq.as_str().into(), queue_opts, FieldTable::default())
+        .await
+        .map_err(op("declaring the dead-letter queue"))?;
+    channel
+        .queue_bind(
+            dlq.as_str().into(),
+            dlx.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(op("binding the dead-letter queue"))?;
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString(dlx.as_str().into()),
+    );
+    channel
+        .queue_declare(config.queue.as_str().into(), queue_opts, args)
+        .await
+        .map_err(op("declaring the jobs queue"))?;
+    Ok(())
+}
+
+/// A worker's consuming side: the channel jobs arrive on and the channel replies leave by.
+pub struct Consuming {
+    consume: Channel,
+    tag: String,
+    publisher: Arc<Publisher>,
+}
+
+/// Publishes replies with confirms.
+pub struct Publisher {
+    channel: Channel,
+    confirm_timeout: Duration,
+}
+
+impl Consuming {
+    /// Declares the topology, sets the prefetch and starts consuming.
+    pub async fn start(
+        conn: &Connection,
+        config: &Config,
+    ) -> Result<(Self, impl Stream<Item = Incoming> + Unpin), BrokerError> {
+        let consume = conn
+            .create_channel()
+            .await
+            .map_err(op("opening a channel"))?;
+        declare_topology(&consume, config).await?;
+        let prefetch = u16::try_from(config.concurrency).unwrap_or(u16::MAX);
+        consume
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await
+            .map_err(op("setting the prefetch"))?;
+        let channel = conn
+            .create_channel()
+            .await
+            .map_err(op("opening a channel"))?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(op("enabling publisher confirms"))?;
+        let publisher = Arc::new(Publisher {
+            channel,
+            confirm_timeout: Duration::from_secs(config.reply_confirm_timeout_secs),
+        });
+        let consumer = consume
+            .basic_consume(
+                config.queue.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(op("starting the consumer"))?;
+        let tag = consumer.tag().to_string();
+        let for_stream = publisher.clone();
+        let stream = consumer
+            .take_while(|d| {
+                if let Err(e) = d {
+                    tracing::error!(error = %e, "consumer stopped");
+                }
+                std::future::ready(d.is_ok())
+            })
+            .filter_map(move |d| std::future::ready(d.ok().map(|d| incoming(d, &for_stream))));
+        let this = Self {
+            consume,
+            tag,
+            publisher,
+        };
+        Ok((this, Box::pin(stream)))
+    }
+
+    /// Stops new deliveries (in-flight ones can still be replied to and acked).
+    pub async fn cancel(&self) -> Result<(), BrokerError> {
+        self.consume
+            .basic_cancel(self.tag.as_str().into(), BasicCancelOptions::default())
+            .await
+            .map_err(op("cancelling the consumer"))
+    }
+
+    /// Closes both channels; unacked deliveries go back to the queue.
+    pub async fn close(&self) {
+        let _ = self.consume.close(200, "worker stopping".into()).await;
+        let _ = self
+            .publisher
+            .channel
+            .close(200, "worker stopping".into())
+            .await;
+    }
+}
+
+fn incoming(mut delivery: Delivery, publisher: &Arc<Publisher>) -> Incoming {
+    let p = &delivery.properties;
+    let text = |s: Option<&lapin::types::ShortString>| s.map(|s| s.as_str().to_owned());
+    let props = Props {
+        correlation_id: text(p.correlation_id().as_ref()),
+        reply_to: text(p.reply_to().as_ref()),
+        content_type: text(p.content_type().as_ref()),
+        redelivered: delivery.redelivered,
+    };
+    Incoming {
+        // Moved out, not copied: the worker's SecretBuf owns the only copy from here on.
+        body: std::mem::take(&mut delivery.data),
+        props,
+        settle: Box::new(LapinSettle {
+            acker: delivery.acker,
+            publisher: publisher.clone(),
+        }),
+    }
+}
+
+struct LapinSettle {
+    acker: Acker,
+    publisher: Arc<Publisher>,
+}
+
+fn transport(e: impl std::fmt::Display) -> TransportError {
+    TransportError(e.to_string())
+}
+
+impl Publisher {
+    async fn publish(
+        &self,
+        reply_to: &str,
+        correlation_id: Option<&str>,
+        body: &[u8],
+    ) -> Result<ReplyOutcome, TransportError> {
+        let mut props = BasicProperties::default()
+            .with_content_type(CONTENT_TYPE.into())
+            .with_delivery_mode(1);
+        if let Some(id) = correlation_id {
+            props = props.with_correlation_id(id.into());
+        }
+        let options = BasicPublishOptions {
+            mandatory: true,
+            ..Default::default()
+        };
+        let confirm = self
+            .channel
+            .basic_publish("".into(), reply_to.into(), options, body, props)
+            .await
+            .map_err(transport)?;
+        let confirmation = tokio::time::timeout(self.confirm_timeout, confirm)
+            .await
+            .map_err(|_| TransportError("the broker did not confirm the reply in time".into()))?
+            .map_err(transport)?;
+        match confirmation {
+            Confirmation::Ack(None) => Ok(ReplyOutcome::Delivered),
+            Confirmation::Ack(Some(mut returned)) => {
+                // The broker handed our reply back: wipe that copy too.
+                crate::wipe::wipe_bytes(&mut returned.delivery.data);
+                Ok(ReplyOutcome::Returned)
+            }
+            Confirmation::Nack(_) => Err(TransportError("the broker refused the reply".into())),
+            Confirmation::NotRequested => Ok(ReplyOutcome::Delivered),
+        }
+    }
+}
+
+impl Settle for LapinSettle {
+    fn reply<'a>(
+        &'a self,
+        reply_to: &'a str,
+        correlation_id: Option<&'a str>,
+        body: &'a [u8],
+    ) -> BoxFuture<'a, Result<ReplyOutcome, TransportError>> {
+        Box::pin(self.publisher.publish(reply_to, correlation_id, body))
+    }
+
+    fn ack(self: Box<Self>) -> BoxFuture<'static, Result<(), TransportError>> {
+        Box::pin(async move {
+            self.acker
+                .ack(BasicAckOptions::default())
+                .await
+                .map(drop)
+                .map_err(transport)
+        })
+    }
+
+    fn reject(self: Box<Self>, requeue: bool) -> BoxFuture<'static, Result<(), TransportError>> {
+        Box::pin(async move {
+            self.acker
+                .reject(BasicRejectOptions { requeue })
+                .await
+                .map(drop)
+                .map_err(transport)
+        })
+    }
+}

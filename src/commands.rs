@@ -1,0 +1,119 @@
+//! The command-line commands, as library functions (`main.rs` only parses and dispatches).
+
+use crate::client::Client;
+use crate::config::Config;
+use crate::executor::{Executor, InProcess};
+use crate::intake::{intake, Meta};
+use crate::protocol::{encode_request, Reply};
+use crate::request_file;
+use crate::serve::{ServeError, Worker};
+use crate::wipe::{now_unix_ms, Ledger, SecretBuf};
+use crate::worker::seal;
+use std::path::Path;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// `serve`: runs until SIGTERM/SIGINT; a second signal exits at once.
+pub async fn serve(config: Config) -> Result<(), ServeError> {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(on_signals(shutdown.clone()));
+    let worker = Worker::start(config).await?;
+    worker.run(shutdown).await.map(drop)
+}
+
+async fn on_signals(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    tracing::info!("signal received: finishing in-flight jobs (signal again to exit at once)");
+    shutdown.cancel();
+    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    tracing::warn!("second signal: exiting now; unacked jobs return to the queue");
+    std::process::exit(130);
+}
+
+/// `submit`: sends a request file through the broker and writes the reply's outputs.
+pub async fn submit(
+    config: &Config,
+    request: &Path,
+    out: &Path,
+    timeout: Duration,
+) -> anyhow::Result<Reply> {
+    let request = request_file::load(request)?;
+    let client = Client::connect(config.amqp_url.expose(), &config.queue).await?;
+    let reply = client.render(&request, timeout).await;
+    client.close().await;
+    let reply = reply?;
+    request_file::write_outputs(&reply, out)?;
+    Ok(reply)
+}
+
+/// `render`: the same pipeline locally, no broker. Returns the reply a worker would send.
+pub async fn render(config: &Config, request: &Path, out: &Path) -> anyhow::Result<Reply> {
+    let request = request_file::load(request)?;
+    let started = now_unix_ms();
+    let ledger = Ledger::new();
+    let body = SecretBuf::new(encode_request(&request), "request.body", &ledger);
+    drop(request);
+    let meta = Meta {
+        content_type: Some(crate::protocol::CONTENT_TYPE.into()),
+    };
+    let result = match intake(body, &meta, &config.limits, None, &ledger) {
+        Ok(job) => InProcess::new(config.limits.clone(), 1).execute(job).await,
+        Err(e) => Err(e),
+    };
+    let sealed = seal(result, &ledger, started);
+    let reply = crate::protocol::decode_reply(sealed.body.as_slice())?;
+    request_file::write_outputs(&reply, out)?;
+    Ok(reply)
+}
+
+/// Prints a reply's outcome and receipt as JSON on stdout.
+pub fn print_reply(reply: &Reply, out: &Path) -> anyhow::Result<()> {
+    let outputs: Vec<_> = reply
+        .outputs
+        .iter()
+        .map(|o| {
+            serde_json::json!({
+                "name": o.name, "format": o.format, "width": o.width, "height": o.height,
+                "bytes": o.data.len(),
+            })
+        })
+        .collect();
+    let summary = serde_json::json!({
+        "status": reply.status,
+        "outputs": outputs,
+        "written_to": out,
+        "error": reply.error,
+        "receipt": reply.receipt,
+    });
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
+}
+
+/// `samples`: writes the synthetic sample inputs used by `docs/examples/`.
+pub fn samples(out: &Path) -> anyhow::Result<()> {
+    use crate::samples::{figure_cutout, figure_photo, gif, jpeg, png, webp, with_exif};
+    std::fs::create_dir_all(out)?;
+    let files: [(&str, Vec<u8>); 5] = [
+        ("figure.jpg", jpeg(&figure_photo(1200, 900, 1), 85)),
+        (
+            "portrait-exif.jpg",
+            with_exif(&jpeg(&figure_photo(800, 600, 2), 85), 6),
+        ),
+        ("sticker.png", png(&figure_cutout(400, 400, 3))),
+        ("sticker.webp", webp(&figure_cutout(300, 300, 5))),
+        ("badge.gif", gif(&figure_cutout(160, 160, 4))),
+    ];
+    for (name, bytes) in files {
+        std::fs::write(out.join(name), bytes)?;
+        println!("wrote {}", out.join(name).display());
+    }
+    Ok(())
+}

@@ -1,0 +1,429 @@
+//! Configuration: defaults → TOML file → environment (`MIDNIT_*`) → command-line flags.
+//!
+//! Every setting has one key. The same key names a TOML field (`concurrency = 4`, limits under
+//! `[limits]`), an environment variable (`MIDNIT_CONCURRENCY`, `MIDNIT_MAX_INPUT_BYTES`) and a
+//! `--set key=value` flag. [`KEYS`] lists them all with their meaning; the README's table is
+//! checked against it by a test.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A configuration error: which key, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this configuration.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (unknown key, wrong type …).
+        message: String,
+    },
+    /// A key is not known.
+    #[error("unknown setting `{0}` (see the configuration table in the README)")]
+    UnknownKey(String),
+    /// A value does not parse or is out of range.
+    #[error("setting `{key}`: {message}")]
+    Invalid {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// A credential-bearing string that never prints its secret part.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    /// Wraps a URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The real URL, for connecting.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with any password replaced by `***`.
+    pub fn redacted(&self) -> String {
+        redact_url(&self.0)
+    }
+}
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "***".into();
+    };
+    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Limits every job is held to. Each breach is a typed error reply, never a crash.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Most named inputs in one request.
+    pub max_inputs: usize,
+    /// Largest single input, in bytes.
+    pub max_input_bytes: usize,
+    /// Most pixels (width × height) of one input, read from its header before decoding.
+    pub max_input_pixels: u64,
+    /// Largest input width or height.
+    pub max_input_dimension: u32,
+    /// Most frames an animated input may declare (only the first is rendered).
+    pub max_frames: u32,
+    /// Most outputs one request may ask for.
+    pub max_outputs: usize,
+    /// Largest output width or height.
+    pub max_output_dimension: u32,
+    /// Most pixels of one output.
+    pub max_output_pixels: u64,
+    /// Wall-clock limit of one job's rendering, in seconds.
+    pub max_job_seconds: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 << 20,
+            max_inputs: 8,
+            max_input_bytes: 32 << 20,
+            max_input_pixels: 50_000_000,
+            max_input_dimension: 20_000,
+            max_frames: 1_000,
+            max_outputs: 8,
+            max_output_dimension: 8_192,
+            max_output_pixels: 40_000_000,
+            max_job_seconds: 60,
+        }
+    }
+}
+
+impl Limits {
+    /// The wall-clock limit as a duration.
+    pub fn job_timeout(&self) -> Duration {
+        Duration::from_secs(self.max_job_seconds)
+    }
+}
+
+/// The worker's configuration.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// AMQP URL of the broker (credentials never printed).
+    pub amqp_url: SecretUrl,
+    /// Queue the worker consumes render jobs from.
+    pub queue: String,
+    /// Dead-letter exchange for rejected messages (default `<queue>.dlx`).
+    pub dead_letter_exchange: Option<String>,
+    /// Queue bound to the dead-letter exchange (default `<queue>.dead`).
+    pub dead_letter_queue: Option<String>,
+    /// Jobs rendered at once; also the AMQP prefetch (default: CPU count).
+    pub concurrency: usize,
+    /// Private directory for spilled inputs (created 0700).
+    pub spill_dir: PathBuf,
+    /// Inputs larger than this many bytes are spilled to `spill_dir` before decoding.
+    pub spill_threshold_bytes: usize,
+    /// Seconds to finish in-flight jobs after SIGTERM/SIGINT before giving up.
+    pub drain_timeout_secs: u64,
+    /// Seconds to wait for the broker to confirm a reply.
+    pub reply_confirm_timeout_secs: u64,
+    /// Limits every job is held to.
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            amqp_url: SecretUrl::new("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            queue: "midnit.render".into(),
+            dead_letter_exchange: None,
+            dead_letter_queue: None,
+            concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            spill_dir: std::env::temp_dir().join("midnit-worker-spill"),
+            spill_threshold_bytes: 8 << 20,
+            drain_timeout_secs: 30,
+            reply_confirm_timeout_secs: 10,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Every setting: its key and what it means. Environment variable: `MIDNIT_` + upper-case key.
+pub const KEYS: &[(&str, &str)] = &[
+    ("amqp_url", "AMQP URL of the broker"),
+    ("queue", "queue the worker consumes render jobs from"),
+    (
+        "dead_letter_exchange",
+        "dead-letter exchange (default <queue>.dlx)",
+    ),
+    (
+        "dead_letter_queue",
+        "dead-letter queue (default <queue>.dead)",
+    ),
+    (
+        "concurrency",
+        "jobs rendered at once; also the AMQP prefetch",
+    ),
+    ("spill_dir", "private directory for spilled inputs"),
+    (
+        "spill_threshold_bytes",
+        "inputs larger than this are spilled",
+    ),
+    (
+        "drain_timeout_secs",
+        "seconds to finish in-flight jobs on shutdown",
+    ),
+    (
+        "reply_confirm_timeout_secs",
+        "seconds to wait for a reply's confirm",
+    ),
+    ("max_body_bytes", "largest request body"),
+    ("max_inputs", "most inputs per request"),
+    ("max_input_bytes", "largest input"),
+    ("max_input_pixels", "most pixels per input"),
+    ("max_input_dimension", "largest input width or height"),
+    ("max_frames", "most frames an input may declare"),
+    ("max_outputs", "most outputs per request"),
+    ("max_output_dimension", "largest output width or height"),
+    ("max_output_pixels", "most pixels per output"),
+    ("max_job_seconds", "wall-clock limit of one job"),
+];
+
+fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .trim()
+        .parse()
+        .map_err(|e: T::Err| ConfigError::Invalid {
+            key: key.into(),
+            message: format!("{e}"),
+        })
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if any), then the `MIDNIT_*` environment, then `sets`
+    /// (`key=value` pairs from flags), and validates the result.
+    pub fn load(file: Option<&Path>, sets: &[(String, String)]) -> Result<Self, ConfigError> {
+        let mut config = match file {
+            Some(path) => Self::from_file(path)?,
+            None => Self::default(),
+        };
+        config.apply_env(std::env::vars())?;
+        for (key, value) in sets {
+            config.set(key, value)?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.message().to_owned(),
+        })
+    }
+
+    /// Applies every `MIDNIT_<KEY>` variable of `vars` (other variables are ignored;
+    /// `MIDNIT_CONFIG` names the file and `MIDNIT_LOG` the log filter, so they are skipped).
+    pub fn apply_env(
+        &mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), ConfigError> {
+        for (name, value) in vars {
+            let Some(key) = name.strip_prefix("MIDNIT_") else {
+                continue;
+            };
+            if matches!(key, "CONFIG" | "LOG") {
+                continue;
+            }
+            self.set(&key.to_ascii_lowercase(), &value)?;
+        }
+        Ok(())
+    }
+
+    /// Sets one key from its text form.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let l = &mut self.limits;
+        match key {
+            "amqp_url" => self.amqp_url = SecretUrl::new(value.trim()),
+            "queue" => self.queue = value.trim().into(),
+            "dead_letter_exchange" => self.dead_letter_exchange = Some(value.trim().into()),
+            "dead_letter_queue" => self.dead_letter_queue = Some(value.trim().into()),
+            "concurrency" => self.concurrency = parse(key, value)?,
+            "spill_dir" => self.spill_dir = PathBuf::from(value.trim()),
+            "spill_threshold_bytes" => self.spill_threshold_bytes = parse(key, value)?,
+            "drain_timeout_secs" => self.drain_timeout_secs = parse(key, value)?,
+            "reply_confirm_timeout_secs" => self.reply_confirm_timeout_secs = parse(key, value)?,
+            "max_body_bytes" => l.max_body_bytes = parse(key, value)?,
+            "max_inputs" => l.max_inputs = parse(key, value)?,
+            "max_input_bytes" => l.max_input_bytes = parse(key, value)?,
+            "max_input_pixels" => l.max_input_pixels = parse(key, value)?,
+            "max_input_dimension" => l.max_input_dimension = parse(key, value)?,
+            "max_frames" => l.max_frames = parse(key, value)?,
+            "max_outputs" => l.max_outputs = parse(key, value)?,
+            "max_output_dimension" => l.max_output_dimension = parse(key, value)?,
+            "max_output_pixels" => l.max_output_pixels = parse(key, value)?,
+            "max_job_seconds" => l.max_job_seconds = parse(key, value)?,
+            _ => return Err(ConfigError::UnknownKey(key.into())),
+        }
+        Ok(())
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: &str| {
+            Err(ConfigError::Invalid {
+                key: key.into(),
+                message: message.into(),
+            })
+        };
+        if self.queue.is_empty() {
+            return bad("queue", "must not be empty");
+        }
+        if !(1..=1024).contains(&self.concurrency) {
+            return bad("concurrency", "must be between 1 and 1024");
+        }
+        if self.limits.max_inputs == 0 || self.limits.max_outputs == 0 {
+            return bad(
+                "max_inputs",
+                "max_inputs and max_outputs must be at least 1",
+            );
+        }
+        if self.limits.max_job_seconds == 0 {
+            return bad("max_job_seconds", "must be at least 1");
+        }
+        let scheme_ok = ["amqp://", "amqps://"]
+            .iter()
+            .any(|s| self.amqp_url.expose().starts_with(s));
+        if !scheme_ok {
+            return bad("amqp_url", "must start with amqp:// or amqps://");
+        }
+        Ok(())
+    }
+
+    /// The dead-letter exchange name.
+    pub fn dlx(&self) -> String {
+        self.dead_letter_exchange
+            .clone()
+            .unwrap_or_else(|| format!("{}.dlx", self.queue))
+    }
+
+    /// The dead-letter queue name.
+    pub fn dlq(&self) -> String {
+        self.dead_letter_queue
+            .clone()
+            .unwrap_or_else(|| format!("{}.dead", self.queue))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_environment_overrides_the_file_and_flags_override_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("worker.toml");
+        std::fs::write(
+            &file,
+            "queue = \"from-file\"\nconcurrency = 3\n[limits]\nmax_inputs = 5\n",
+        )
+        .unwrap();
+        let mut config = Config::from_file(&file).unwrap();
+        assert_eq!(config.queue, "from-file");
+        config
+            .apply_env(env(&[("MIDNIT_QUEUE", "from-env"), ("PATH", "/bin")]))
+            .unwrap();
+        config.set("concurrency", "7").unwrap();
+        assert_eq!(config.queue, "from-env");
+        assert_eq!(config.concurrency, 7);
+        assert_eq!(config.limits.max_inputs, 5);
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("worker.toml");
+        std::fs::write(&file, "queeue = \"typo\"\n").unwrap();
+        let err = Config::from_file(&file).unwrap_err().to_string();
+        assert!(err.contains("queeue"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_environment_variable_with_the_prefix_is_an_error() {
+        let err = Config::default()
+            .apply_env(env(&[("MIDNIT_CONCURENCY", "2")]))
+            .unwrap_err();
+        assert!(matches!(err, ConfigError::UnknownKey(k) if k == "concurency"));
+    }
+
+    #[test]
+    fn every_listed_key_can_be_set() {
+        for (key, _) in KEYS {
+            let value = match *key {
+                "amqp_url" => "amqp://u:p@h:1/%2f",
+                "queue" | "dead_letter_exchange" | "dead_letter_queue" | "spill_dir" => "x",
+                _ => "5",
+            };
+            Config::default().set(key, value).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_value_that_does_not_parse_names_its_key() {
+        let err = Config::default().set("max_inputs", "many").unwrap_err();
+        assert!(err.to_string().contains("max_inputs"), "{err}");
+    }
+
+    #[test]
+    fn the_amqp_password_never_prints() {
+        let url = SecretUrl::new("amqp://guest:hunter2@broker:5672/%2f");
+        assert_eq!(format!("{url:?}"), "amqp://guest:***@broker:5672/%2f");
+        let config = Config {
+            amqp_url: url,
+            ..Config::default()
+        };
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+}

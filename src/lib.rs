@@ -1,0 +1,35 @@
+//! # midnit-worker
+//!
+//! A queue-driven worker that renders images from a collector's photos, replies, and wipes
+//! every byte of the job. A job travels through the modules in this order:
+//!
+//! 1. [`intake`] — AMQP properties and the CBOR body become a typed [`intake::Job`]; every
+//!    limit that can be checked without decoding is checked ([`pipeline::probe`] reads headers).
+//! 2. [`executor`] — runs the pure [`pipeline::render`] (decode → resize → encode), in-process
+//!    on the blocking pool, with a wall-clock limit and panics caught.
+//! 3. [`worker`] — seals the reply (outputs copied, then wiped, then the receipt taken),
+//!    publishes it through [`broker`] with confirms, then acks. One place decides ack,
+//!    requeue or reject.
+//! 4. [`wipe`] — [`wipe::SecretBuf`] and [`wipe::SpillFile`] drop guards zero what a job held
+//!    and feed its [`wipe::Ledger`]; [`wipe::ZeroingAlloc`] zeroes every freed heap block.
+//!
+//! Around them: [`protocol`] (the v1 wire contract), [`config`], [`serve`] (a worker on the
+//! broker, start to clean exit), [`client`] (the backend's side), [`memqueue`] (the demo's
+//! in-process queue), [`telemetry`], [`request_file`], [`samples`], [`demo`], [`commands`].
+
+pub mod broker;
+pub mod client;
+pub mod commands;
+pub mod config;
+pub mod demo;
+pub mod executor;
+pub mod intake;
+pub mod memqueue;
+pub mod pipeline;
+pub mod protocol;
+pub mod request_file;
+pub mod samples;
+pub mod serve;
+pub mod telemetry;
+pub mod wipe;
+pub mod worker;

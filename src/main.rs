@@ -1,0 +1,134 @@
+//! The `midnit-worker` binary: parse the command line, load configuration, start logging, and
+//! hand over to the library.
+
+use clap::{Parser, Subcommand};
+use midnit_worker::{commands, config::Config, demo, telemetry, wipe::ZeroingAlloc};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[global_allocator]
+static ALLOC: ZeroingAlloc = ZeroingAlloc;
+
+/// Renders images from collectors' photos off a RabbitMQ queue, then wipes every byte.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// TOML configuration file (also MIDNIT_CONFIG).
+    #[arg(long, global = true, env = "MIDNIT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Override any setting: --set key=value (keys as in the configuration table).
+    #[arg(long = "set", global = true, value_parser = parse_set)]
+    sets: Vec<(String, String)>,
+    /// Shorthand for --set amqp_url=URL.
+    #[arg(long, global = true)]
+    amqp_url: Option<String>,
+    /// Shorthand for --set queue=NAME.
+    #[arg(long, global = true)]
+    queue: Option<String>,
+    /// Shorthand for --set concurrency=N.
+    #[arg(long, global = true)]
+    concurrency: Option<usize>,
+    /// Log one JSON object per line.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the worker until SIGTERM/SIGINT.
+    Serve,
+    /// Send REQUEST.json through the broker, wait for the reply, write its outputs.
+    Submit {
+        /// The request file.
+        request: PathBuf,
+        /// Where to write the outputs.
+        #[arg(long, default_value = "out")]
+        out: PathBuf,
+        /// Seconds to wait for the reply.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Run the same pipeline locally, without a broker.
+    Render {
+        /// The request file.
+        request: PathBuf,
+        /// Where to write the outputs.
+        #[arg(long, default_value = "out")]
+        out: PathBuf,
+    },
+    /// Run a worker and a handful of sample jobs.
+    Demo {
+        /// Where to write the outputs.
+        #[arg(long, default_value = "demo-out")]
+        out: PathBuf,
+    },
+    /// Write the synthetic sample inputs used by docs/examples.
+    Samples {
+        /// Where to write them.
+        #[arg(long, default_value = "docs/examples")]
+        out: PathBuf,
+    },
+}
+
+fn parse_set(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or("expected key=value")?;
+    Ok((k.trim().to_owned(), v.to_owned()))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_json);
+    let mut sets = cli.sets.clone();
+    let shorthand = [
+        ("amqp_url", cli.amqp_url.clone()),
+        ("queue", cli.queue.clone()),
+        ("concurrency", cli.concurrency.map(|n| n.to_string())),
+    ];
+    sets.extend(
+        shorthand
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.to_owned(), v?))),
+    );
+    let config = match Config::load(cli.config.as_deref(), &sets) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let result = runtime.block_on(dispatch(cli.command, config));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => commands::serve(config).await?,
+        Command::Submit {
+            request,
+            out,
+            timeout,
+        } => {
+            let reply =
+                commands::submit(&config, &request, &out, Duration::from_secs(timeout)).await?;
+            commands::print_reply(&reply, &out)?;
+        }
+        Command::Render { request, out } => {
+            let reply = commands::render(&config, &request, &out).await?;
+            commands::print_reply(&reply, &out)?;
+        }
+        Command::Demo { out } => demo::run(config, &out).await?,
+        Command::Samples { out } => commands::samples(&out)?,
+    }
+    Ok(())
+}

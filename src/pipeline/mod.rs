@@ -1,0 +1,126 @@
+//! Stage 2 — the **pipeline**: decode → (compose) → resize → encode, as one pure function.
+//!
+//! [`render`] does no I/O beyond reading a job's own spill file and touches no globals, so an
+//! executor can run it in-process or in a child process alike. Every buffer it creates is a
+//! ledgered [`crate::wipe::SecretBuf`], so the job's receipt lists what it held.
+
+pub mod color;
+pub mod decode;
+pub mod encode;
+pub mod geometry;
+pub mod pixels;
+pub mod probe;
+pub mod resize;
+
+use crate::config::Limits;
+use crate::intake::{Job, OutputPlan};
+use crate::protocol::{ErrorCode, JobError};
+use crate::wipe::SecretBuf;
+use color::ColorPlan;
+use decode::Decoded;
+use std::time::{Duration, Instant};
+
+/// One rendered output.
+#[derive(Debug)]
+pub struct RenderedOutput {
+    /// The requested output's name.
+    pub name: String,
+    /// Its format's wire name.
+    pub format: &'static str,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// The encoded image.
+    pub data: SecretBuf,
+}
+
+/// Time spent in each stage of one render.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageTimings {
+    /// Decoding inputs.
+    pub decode: Duration,
+    /// Resizing, orienting and colour-converting.
+    pub resize: Duration,
+    /// Encoding outputs.
+    pub encode: Duration,
+}
+
+/// The result of a render.
+#[derive(Debug)]
+pub struct Rendered {
+    /// Outputs in request order.
+    pub outputs: Vec<RenderedOutput>,
+    /// Where the time went.
+    pub timings: StageTimings,
+}
+
+/// Renders a thumbnail/convert job: the single input, decoded once, to every requested output.
+pub fn render(job: &Job, limits: &Limits) -> Result<Rendered, JobError> {
+    let input = job
+        .inputs
+        .first()
+        .ok_or_else(|| JobError::new(ErrorCode::RequestInvalid, "a job needs one input"))?;
+    let mut timings = StageTimings::default();
+    let started = Instant::now();
+    let decoded = decode::decode(input, limits, &job.ledger)?;
+    let color = ColorPlan::new(decoded.icc.clone(), decoded.pixels.layout);
+    timings.decode = started.elapsed();
+    let mut outputs = Vec::with_capacity(job.outputs.len());
+    for plan in &job.outputs {
+        outputs.push(render_output(
+            &decoded,
+            &color,
+            plan,
+            job,
+            limits,
+            &mut timings,
+        )?);
+    }
+    Ok(Rendered { outputs, timings })
+}
+
+fn render_output(
+    decoded: &Decoded,
+    color: &ColorPlan,
+    plan: &OutputPlan,
+    job: &Job,
+    limits: &Limits,
+    timings: &mut StageTimings,
+) -> Result<RenderedOutput, JobError> {
+    let started = Instant::now();
+    let src = &decoded.pixels;
+    let geometry = geometry::plan(src.width, src.height, decoded.orientation, plan);
+    check_output(plan, geometry.output, limits)?;
+    let artifact = format!("pixels.{}.resized", plan.name);
+    let resized = resize::resize(src, &geometry, artifact, &job.ledger)?;
+    let oriented = geometry::orient(resized, decoded.orientation, &job.ledger);
+    let srgb = color.apply(oriented, &job.ledger);
+    let resized_at = Instant::now();
+    timings.resize += resized_at - started;
+    let data = encode::encode(&srgb, plan, color.kept_profile(), &job.ledger)?;
+    timings.encode += resized_at.elapsed();
+    Ok(RenderedOutput {
+        name: plan.name.clone(),
+        format: plan.format.as_str(),
+        width: srgb.width,
+        height: srgb.height,
+        data,
+    })
+}
+
+/// The output's real size is known only now (it depends on the source): check it.
+fn check_output(plan: &OutputPlan, (w, h): (u32, u32), limits: &Limits) -> Result<(), JobError> {
+    let side = w.max(h);
+    let pixels = u64::from(w) * u64::from(h);
+    if side > limits.max_output_dimension || pixels > limits.max_output_pixels {
+        return Err(JobError::new(
+            ErrorCode::LimitsOutput,
+            format!(
+                "output `{}` would be {w}x{h}; limits are {} per side and {} pixels",
+                plan.name, limits.max_output_dimension, limits.max_output_pixels
+            ),
+        ));
+    }
+    Ok(())
+}

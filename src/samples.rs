@@ -1,0 +1,276 @@
+//! Sample and hostile inputs, generated in code: synthetic "figure on a shelf" photos for the
+//! demo, tests and benchmarks, and a corpus of hostile files (bombs, truncations, lies in
+//! headers). Nothing here is downloaded, and no real photo is ever committed.
+
+use image::{ImageEncoder, Rgb, RgbImage, Rgba, RgbaImage};
+
+/// A tiny deterministic PRNG (xorshift64*), so the same seed gives the same picture.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A byte.
+    pub fn byte(&mut self) -> u8 {
+        (self.next_u64() >> 56) as u8
+    }
+}
+
+/// A synthetic photo: a figure standing on a wooden shelf in front of a soft wall.
+pub fn figure_photo(width: u32, height: u32, seed: u64) -> RgbImage {
+    let mut rng = Rng::new(seed);
+    let hue = (rng.next_u64() % 3) as usize;
+    let dress = [[200u8, 80, 120], [70, 110, 200], [90, 170, 110]][hue];
+    let (w, h) = (width as f32, height as f32);
+    let shelf = h * 0.72;
+    let (cx, head_y, head_r) = (w * 0.5, h * 0.3, h.min(w) * 0.09);
+    RgbImage::from_fn(width, height, |x, y| {
+        let (fx, fy) = (x as f32, y as f32);
+        let noise = (rng.byte() % 9) as f32 - 4.0;
+        let px = if fy > shelf {
+            let grain = ((fy * 0.35 + (fx * 0.02).sin() * 6.0).sin() * 18.0) + noise;
+            [150.0 + grain, 100.0 + grain * 0.7, 60.0 + grain * 0.4]
+        } else {
+            let t = fy / shelf;
+            let glow = (1.0 - ((fx - cx).abs() / w)).max(0.0) * 30.0;
+            [
+                40.0 + 40.0 * t + glow + noise,
+                45.0 + 35.0 * t + glow + noise,
+                90.0 + 50.0 * t + glow + noise,
+            ]
+        };
+        let d_head = ((fx - cx).powi(2) + (fy - head_y).powi(2)).sqrt();
+        let body_top = head_y + head_r;
+        let half = (fy - body_top) * 0.45 + head_r * 0.4;
+        let px = if d_head < head_r {
+            let shade = 1.0 - d_head / head_r * 0.25;
+            [240.0 * shade, 205.0 * shade, 180.0 * shade]
+        } else if fy > body_top && fy < shelf && (fx - cx).abs() < half {
+            let shade = 1.0 - (fx - cx).abs() / half * 0.35;
+            dress.map(|c| f32::from(c) * shade + noise)
+        } else {
+            px
+        };
+        Rgb(px.map(|c| c.clamp(0.0, 255.0) as u8))
+    })
+}
+
+/// A figure cut-out with a transparent background (a "sticker").
+pub fn figure_cutout(width: u32, height: u32, seed: u64) -> RgbaImage {
+    let photo = figure_photo(width, height, seed);
+    let (cx, cy) = (width as f32 * 0.5, height as f32 * 0.45);
+    let r = width.min(height) as f32 * 0.4;
+    RgbaImage::from_fn(width, height, |x, y| {
+        let d = ((x as f32 - cx).powi(2) + (y as f32 - cy).powi(2)).sqrt();
+        let a = ((r - d) * 4.0).clamp(0.0, 255.0) as u8;
+        let Rgb([r, g, b]) = *photo.get_pixel(x, y);
+        Rgba([r, g, b, a])
+    })
+}
+
+/// Random pixels: incompressible, so encoded bytes are high-entropy canaries.
+pub fn noise(width: u32, height: u32, seed: u64) -> RgbImage {
+    let mut rng = Rng::new(seed);
+    RgbImage::from_fn(width, height, |_, _| {
+        Rgb([rng.byte(), rng.byte(), rng.byte()])
+    })
+}
+
+/// Encodes as JPEG.
+pub fn jpeg(img: &RgbImage, quality: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
+        .write_image(
+            img.as_raw(),
+            img.width(),
+            img.height(),
+            image::ExtendedColorType::Rgb8,
+        )
+        .expect("in-memory JPEG encoding");
+    out
+}
+
+/// Encodes any 8-bit image as PNG.
+pub fn png<P: image::PixelWithColorType<Subpixel = u8>>(
+    img: &image::ImageBuffer<P, Vec<u8>>,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut out)
+        .write_image(img.as_raw(), img.width(), img.height(), P::COLOR_TYPE)
+        .expect("in-memory PNG encoding");
+    out
+}
+
+/// Encodes as a one-frame GIF.
+pub fn gif(img: &RgbaImage) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut enc = image::codecs::gif::GifEncoder::new(&mut out);
+        enc.encode_frame(image::Frame::new(img.clone()))
+            .expect("in-memory GIF encoding");
+    }
+    out
+}
+
+/// Encodes as lossless WebP.
+pub fn webp(img: &RgbaImage) -> Vec<u8> {
+    let mut out = Vec::new();
+    image::codecs::webp::WebPEncoder::new_lossless(&mut out)
+        .write_image(
+            img.as_raw(),
+            img.width(),
+            img.height(),
+            image::ExtendedColorType::Rgba8,
+        )
+        .expect("in-memory WebP encoding");
+    out
+}
+
+/// The GPS latitude written by [`with_exif`]: its bytes must never reach an output.
+pub const GPS_MARKER: &[u8] = b"MIDNIT-GPS-CANARY";
+
+/// Inserts an EXIF APP1 segment (orientation, a GPS position and a maker note carrying
+/// [`GPS_MARKER`]) right after a JPEG's SOI marker.
+pub fn with_exif(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+    let tiff = exif_tiff(orientation);
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend_from_slice(&tiff);
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(&app1);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+fn exif_tiff(orientation: u16) -> Vec<u8> {
+    // Little-endian TIFF: IFD0 at 8 with Orientation, GPS IFD pointer and a MakerNote
+    // (undefined bytes) that carries the marker; GPS IFD with latitude ref 'N'.
+    let mut t = b"II*\0\x08\0\0\0".to_vec();
+    let ifd0_entries = 3u16;
+    let ifd0_len = 2 + 12 * ifd0_entries as u32 + 4;
+    let gps_at = 8 + ifd0_len;
+    let gps_len = 2 + 12 + 4;
+    let note_at = gps_at + gps_len;
+    let entry = |t: &mut Vec<u8>, tag: u16, kind: u16, count: u32, value: u32| {
+        t.extend_from_slice(&tag.to_le_bytes());
+        t.extend_from_slice(&kind.to_le_bytes());
+        t.extend_from_slice(&count.to_le_bytes());
+        t.extend_from_slice(&value.to_le_bytes());
+    };
+    t.extend_from_slice(&ifd0_entries.to_le_bytes());
+    entry(&mut t, 0x0112, 3, 1, u32::from(orientation));
+    entry(&mut t, 0x8825, 4, 1, gps_at);
+    entry(&mut t, 0x927C, 7, GPS_MARKER.len() as u32, note_at);
+    t.extend_from_slice(&0u32.to_le_bytes());
+    t.extend_from_slice(&1u16.to_le_bytes());
+    entry(&mut t, 0x0001, 2, 2, u32::from(b'N'));
+    t.extend_from_slice(&0u32.to_le_bytes());
+    t.extend_from_slice(GPS_MARKER);
+    t
+}
+
+/// Hostile inputs: each is answered with an error code, never a crash or a hang.
+pub mod hostile {
+    /// A real decompression bomb: a `side`×`side` 1-bit PNG of zeros. 40000×40000 is 1.6
+    /// gigapixels in a few hundred kilobytes.
+    pub fn png_bomb(side: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_bomb(&mut out, side);
+        out
+    }
+
+    fn write_bomb(out: &mut Vec<u8>, side: u32) {
+        let mut enc = png::Encoder::new(out, side, side);
+        enc.set_color(png::ColorType::Grayscale);
+        enc.set_depth(png::BitDepth::One);
+        enc.set_compression(png::Compression::High);
+        let mut writer = enc.write_header().expect("PNG header");
+        let mut stream = writer.stream_writer().expect("PNG stream");
+        let row = vec![0u8; side.div_ceil(8) as usize];
+        for _ in 0..side {
+            std::io::Write::write_all(&mut stream, &row).expect("PNG row");
+        }
+        stream.finish().expect("PNG end");
+    }
+
+    /// A PNG whose header claims `width`×`height` but that carries no pixel data at all.
+    pub fn png_header_only(width: u32, height: u32) -> Vec<u8> {
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(&width.to_be_bytes());
+        ihdr.extend_from_slice(&height.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+        chunk(&mut out, b"IHDR", &ihdr);
+        chunk(&mut out, b"IEND", &[]);
+        out
+    }
+
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let start = out.len();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let crc = crc32(&out[start..]);
+        out.extend_from_slice(&crc.to_be_bytes());
+    }
+
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    /// The first `keep` bytes of `bytes` (a truncated download).
+    pub fn truncated(bytes: &[u8], keep: usize) -> Vec<u8> {
+        bytes[..keep.min(bytes.len())].to_vec()
+    }
+
+    /// A GIF that declares `frames` one-pixel frames.
+    pub fn gif_many_frames(frames: u32) -> Vec<u8> {
+        let mut out = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff".to_vec();
+        for _ in 0..frames {
+            out.extend_from_slice(b"\x2c\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02\x44\x01\x00");
+        }
+        out.push(0x3B);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_gives_the_same_photo() {
+        assert_eq!(figure_photo(64, 48, 7), figure_photo(64, 48, 7));
+        assert_ne!(figure_photo(64, 48, 7), figure_photo(64, 48, 8));
+    }
+
+    #[test]
+    fn a_40000_pixel_bomb_is_a_few_hundred_kilobytes() {
+        let bomb = hostile::png_bomb(40_000);
+        assert!(bomb.len() < 1_000_000, "{} bytes", bomb.len());
+    }
+}

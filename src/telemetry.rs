@@ -1,0 +1,35 @@
+//! Logs: `tracing` to stderr, one span per job carrying its id; never payload bytes.
+//!
+//! The panic hook prints where a panic happened but not its message: a message may be built
+//! from data (a decoder formatting what it choked on), and crash output must never carry a
+//! user's photo.
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs the log subscriber (`MIDNIT_LOG`, then `RUST_LOG`, default `info`) and the panic
+/// hook. `json` selects one JSON object per line.
+pub fn init(json: bool) {
+    let filter = std::env::var("MIDNIT_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info,lapin=warn,amq_protocol=warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new(filter))
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    install_panic_hook();
+}
+
+/// Replaces the default panic hook with one that logs the location only.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_else(|| "unknown".into());
+        tracing::error!(%location, "panic (message withheld: it may carry job data)");
+    }));
+}

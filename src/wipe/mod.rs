@@ -1,0 +1,51 @@
+//! Stage 4 — **wipe**: every byte a job held is destroyed, and the destruction is written down.
+//!
+//! - [`SecretBuf`] owns job bytes (a request body, an input, pixels, an encoded output). Dropping
+//!   it zeroes the whole allocation and records the wipe in the job's [`Ledger`].
+//! - [`SpillDir`] / [`SpillFile`] keep large inputs out of memory: a spill file is overwritten
+//!   with zeros, fsynced, read back to check and unlinked when dropped, and recorded likewise.
+//! - [`ZeroingAlloc`] is the process's global allocator: every freed heap block is zeroed first,
+//!   so copies made inside libraries (codec scratch buffers, resizer buffers, CBOR parsing) die
+//!   wiped too. Those wipes are not itemised in receipts: they happen everywhere, all the time.
+//! - A [`Receipt`] is a snapshot of the ledger. Only the code that performed a wipe can add an
+//!   entry, so a receipt cannot claim a wipe that did not happen.
+
+mod alloc;
+mod ledger;
+mod secret;
+mod spill;
+
+pub use alloc::{zeroing_enabled, ZeroingAlloc};
+pub use ledger::{Ledger, Receipt, WipeEntry, WipeMethod};
+pub use secret::SecretBuf;
+pub use spill::{SpillDir, SpillError, SpillFile};
+
+/// Overwrites `bytes` with zeros in a way the optimiser may not remove.
+pub fn wipe_bytes(bytes: &mut [u8]) {
+    if bytes.is_empty() {
+        return;
+    }
+    // SAFETY: the pointer and length come from a valid mutable slice.
+    unsafe { libc::explicit_bzero(bytes.as_mut_ptr().cast(), bytes.len()) };
+}
+
+/// Zeroes `bytes` and records the wipe as `artifact`: for buffers owned by a library type (a
+/// decoder's image) that cannot become a [`SecretBuf`] without a copy.
+pub fn wipe_in_place(bytes: &mut [u8], artifact: impl Into<String>, ledger: &Ledger) {
+    wipe_bytes(bytes);
+    ledger.record(WipeEntry {
+        artifact: artifact.into(),
+        bytes: bytes.len() as u64,
+        method: WipeMethod::Zeroize,
+        at_ms: now_unix_ms(),
+        error: None,
+    });
+}
+
+/// Milliseconds since the Unix epoch, for receipts and logs.
+pub fn now_unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

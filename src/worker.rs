@@ -1,0 +1,295 @@
+//! The **worker**: the loop that takes deliveries, runs each job through intake → executor →
+//! reply → ack → wipe, and shuts down cleanly.
+//!
+//! The loop is written against [`Incoming`] and [`Settle`], not against lapin, so the same code
+//! serves the real broker ([`crate::broker`]) and the in-process queue of the demo
+//! ([`crate::memqueue`]). What happens to a delivery — reply then ack, requeue, or reject to the
+//! dead-letter queue — is decided in one place: [`handle`].
+
+mod reply;
+mod stats;
+
+pub use reply::seal;
+pub use stats::{Stats, StatsSnapshot};
+
+use crate::config::Config;
+use crate::executor::{BoxFuture, Executor};
+use crate::intake::{intake, Meta, Spill};
+use crate::pipeline::Rendered;
+use crate::protocol::{ErrorCode, JobError};
+use crate::wipe::{now_unix_ms, Ledger, SecretBuf, SpillDir};
+use futures_util::{Stream, StreamExt};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, info_span, warn, Instrument};
+
+/// The AMQP properties the worker reads.
+#[derive(Debug, Clone, Default)]
+pub struct Props {
+    /// Echoed on the reply; required.
+    pub correlation_id: Option<String>,
+    /// Where the reply goes; a message without one is dead-lettered.
+    pub reply_to: Option<String>,
+    /// Must be `application/cbor` when present.
+    pub content_type: Option<String>,
+    /// Whether the broker delivered this message before.
+    pub redelivered: bool,
+}
+
+/// What became of a published reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyOutcome {
+    /// The broker confirmed it and routed it.
+    Delivered,
+    /// The broker returned it: the requester's queue does not exist (any more).
+    Returned,
+}
+
+/// A transport failure (connection or channel gone, confirm refused or late).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TransportError(pub String);
+
+/// How a delivery is answered and settled on its transport.
+pub trait Settle: Send + Sync + 'static {
+    /// Publishes `body` to `reply_to` with `correlation_id`, waiting for the broker's confirm.
+    fn reply<'a>(
+        &'a self,
+        reply_to: &'a str,
+        correlation_id: Option<&'a str>,
+        body: &'a [u8],
+    ) -> BoxFuture<'a, Result<ReplyOutcome, TransportError>>;
+    /// Acknowledges the delivery: the job is done.
+    fn ack(self: Box<Self>) -> BoxFuture<'static, Result<(), TransportError>>;
+    /// Rejects the delivery: `requeue` puts it back for another try, otherwise it is
+    /// dead-lettered.
+    fn reject(self: Box<Self>, requeue: bool) -> BoxFuture<'static, Result<(), TransportError>>;
+}
+
+/// One delivered message.
+pub struct Incoming {
+    /// The body, moved out of the transport's delivery.
+    pub body: Vec<u8>,
+    /// Its properties.
+    pub props: Props,
+    /// How to answer and settle it.
+    pub settle: Box<dyn Settle>,
+}
+
+/// Everything a job needs from the worker.
+pub struct Shared {
+    /// The configuration.
+    pub config: Config,
+    /// The private spill directory.
+    pub spill: SpillDir,
+    /// Where jobs are rendered.
+    pub executor: Arc<dyn Executor>,
+    /// Counters.
+    pub stats: Stats,
+}
+
+/// How a drain ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drained {
+    /// Jobs still running when the drain timeout expired (0 on a clean drain).
+    pub abandoned: usize,
+}
+
+/// Why the accept loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Shutdown was requested.
+    Shutdown,
+    /// The source ended (the consumer was cancelled or the connection was lost).
+    SourceEnded,
+}
+
+/// Takes deliveries from `source` and starts a task for each, until the source ends or
+/// `shutdown` fires. Returns the tracker of the jobs still in flight.
+pub async fn accept<S>(
+    mut source: S,
+    shared: &Arc<Shared>,
+    shutdown: &CancellationToken,
+) -> (Stopped, TaskTracker)
+where
+    S: Stream<Item = Incoming> + Unpin,
+{
+    let tracker = TaskTracker::new();
+    let stopped = loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break Stopped::Shutdown,
+            next = source.next() => match next {
+                Some(incoming) => { tracker.spawn(handle(incoming, shared.clone())); }
+                None => break Stopped::SourceEnded,
+            },
+        }
+    };
+    tracker.close();
+    (stopped, tracker)
+}
+
+/// Waits up to `timeout` for the tracked jobs to finish.
+pub async fn drain(tracker: &TaskTracker, timeout: Duration) -> Drained {
+    let in_flight = tracker.len();
+    if in_flight > 0 {
+        info!(in_flight, "draining in-flight jobs");
+    }
+    match tokio::time::timeout(timeout, tracker.wait()).await {
+        Ok(()) => Drained { abandoned: 0 },
+        Err(_) => Drained {
+            abandoned: tracker.len(),
+        },
+    }
+}
+
+fn usable_reply_to(props: &Props) -> Option<&str> {
+    let r = props.reply_to.as_deref()?;
+    let ok = !r.is_empty() && r.len() <= 255 && !r.chars().any(char::is_control);
+    ok.then_some(r)
+}
+
+/// Runs one delivery to its end. The single place where a delivery is acked, requeued or
+/// rejected.
+pub async fn handle(incoming: Incoming, shared: Arc<Shared>) {
+    let Incoming {
+        body,
+        props,
+        settle,
+    } = incoming;
+    let span = info_span!(
+        "job",
+        id = props.correlation_id.as_deref().unwrap_or("-"),
+        redelivered = props.redelivered
+    );
+    async move {
+        let started = Instant::now();
+        let started_ms = now_unix_ms();
+        let ledger = Ledger::new();
+        let body = SecretBuf::new(body, "request.body", &ledger);
+        let Some(reply_to) = usable_reply_to(&props) else {
+            body.wipe();
+            shared.stats.rejected();
+            warn!("message has no usable reply_to: rejected without requeue (dead-lettered)");
+            if let Err(e) = settle.reject(false).await {
+                warn!(error = %e, "reject failed; the broker will redeliver");
+            }
+            return;
+        };
+        let result = run_job(body, &props, &shared, &ledger).await;
+        let outcome = Outcome::of(&result);
+        let sealed = seal(result, &ledger, started_ms);
+        let reply_at = Instant::now();
+        let published = settle
+            .reply(
+                reply_to,
+                props.correlation_id.as_deref(),
+                sealed.body.as_slice(),
+            )
+            .await;
+        match published {
+            Ok(ReplyOutcome::Delivered) => {}
+            Ok(ReplyOutcome::Returned) => {
+                shared.stats.returned();
+                warn!("reply returned by the broker: the requester's queue is gone; acking");
+            }
+            Err(e) => {
+                error!(error = %e, "reply not confirmed; requeueing the job for another try");
+                shared.stats.reply_failed();
+                if let Err(e) = settle.reject(true).await {
+                    warn!(error = %e, "requeue failed; the broker will redeliver");
+                }
+                return;
+            }
+        }
+        if let Err(e) = settle.ack().await {
+            warn!(error = %e, "ack failed after the reply was sent; a duplicate reply may follow");
+        }
+        let reply_bytes = sealed.body.len();
+        sealed.body.wipe();
+        shared
+            .stats
+            .finished(&outcome, sealed.wiped_bytes + reply_bytes as u64);
+        let t = sealed.timings.unwrap_or_default();
+        info!(
+            outcome = outcome.label(),
+            total_ms = ms(started.elapsed()),
+            decode_ms = ms(t.decode),
+            resize_ms = ms(t.resize),
+            encode_ms = ms(t.encode),
+            reply_ms = ms(reply_at.elapsed()),
+            wiped_bytes = sealed.wiped_bytes,
+            reply_bytes_wiped = reply_bytes,
+            "job done"
+        );
+    }
+    .instrument(span)
+    .await
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e4).round() / 10.0
+}
+
+/// A job's outcome for logs and counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Rendered.
+    Ok,
+    /// Failed with this code.
+    Error(ErrorCode),
+}
+
+impl Outcome {
+    fn of(result: &Result<Rendered, JobError>) -> Self {
+        match result {
+            Ok(_) => Self::Ok,
+            Err(e) => Self::Error(e.code),
+        }
+    }
+
+    /// `ok` or the error code.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Error(code) => code.as_str(),
+        }
+    }
+}
+
+async fn run_job(
+    body: SecretBuf,
+    props: &Props,
+    shared: &Arc<Shared>,
+    ledger: &Ledger,
+) -> Result<Rendered, JobError> {
+    if props.correlation_id.as_deref().is_none_or(str::is_empty) {
+        return Err(JobError::new(
+            ErrorCode::RequestMalformed,
+            "the message has no correlation_id",
+        ));
+    }
+    let meta = Meta {
+        content_type: props.content_type.clone(),
+    };
+    let task_shared = shared.clone();
+    let task_ledger = ledger.clone();
+    let job = tokio::task::spawn_blocking(move || {
+        let spill = Spill {
+            dir: &task_shared.spill,
+            threshold: task_shared.config.spill_threshold_bytes,
+        };
+        intake(
+            body,
+            &meta,
+            &task_shared.config.limits,
+            Some(spill),
+            &task_ledger,
+        )
+    })
+    .await
+    .map_err(|_| JobError::new(ErrorCode::Internal, "intake crashed on this job"))??;
+    shared.executor.execute(job).await
+}
