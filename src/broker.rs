@@ -240,8 +240,12 @@ impl Publisher {
         if let Some(id) = correlation_id {
             props = props.with_correlation_id(id.into());
         }
+        // Mandatory makes the broker return a reply whose queue is gone. RabbitMQ 3.x returns
+        // every mandatory publish to a direct reply-to name even when it delivered it, so the
+        // flag is only set for named reply queues; a direct reply-to requester that went away
+        // is invisible to the worker (its reply is dropped by the broker, never stored).
         let options = BasicPublishOptions {
-            mandatory: true,
+            mandatory: !reply_to.starts_with(crate::protocol::DIRECT_REPLY_TO),
             ..Default::default()
         };
         let confirm = self

@@ -11,9 +11,9 @@ use tracing_subscriber::EnvFilter;
 pub fn init(json: bool) {
     let filter = std::env::var("MIDNIT_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info,lapin=warn,amq_protocol=warn".into());
+        .unwrap_or_else(|_| "info".into());
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::new(filter))
+        .with_env_filter(filter_with_guards(&filter))
         .with_writer(std::io::stderr);
     let _ = if json {
         builder.json().try_init()
@@ -21,6 +21,16 @@ pub fn init(json: bool) {
         builder.try_init()
     };
     install_panic_hook();
+}
+
+/// The operator's filter, with the AMQP library capped: lapin logs a returned message with its
+/// whole body at WARN, and frames at DEBUG/TRACE. Those targets can never be turned up.
+pub fn filter_with_guards(filter: &str) -> EnvFilter {
+    let mut f = EnvFilter::new(filter);
+    for guard in ["lapin=error", "amq_protocol=error", "lapin::returned_messages=off"] {
+        f = f.add_directive(guard.parse().expect("static directive"));
+    }
+    f
 }
 
 /// Replaces the default panic hook with one that logs the location only.

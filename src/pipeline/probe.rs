@@ -80,6 +80,11 @@ pub fn probe_bytes(bytes: &[u8], name: &str) -> Result<Header, JobError> {
     let format = sniff(bytes, name)?;
     let (width, height) = dimensions(Cursor::new(bytes), format, name)?;
     let frames = frame_count(bytes, format).map_err(|why| truncated(name, why))?;
+    if format == InputFormat::Jpeg && !jpeg_is_complete(bytes) {
+        // JPEG decoders fill a cut-off scan with grey and carry on; a download cut short must
+        // be reported, not rendered half grey.
+        return Err(truncated(name, "JPEG ends before its end-of-image marker (truncated)"));
+    }
     Ok(Header {
         format,
         width,
@@ -125,6 +130,29 @@ fn frame_count(bytes: &[u8], format: InputFormat) -> Result<u32, &'static str> {
         InputFormat::WebP => webp_frames(bytes),
         InputFormat::Gif => gif_frames(bytes),
     }
+}
+
+/// Whether the JPEG's image data is followed by an EOI marker. Entropy-coded data never holds
+/// `FF D9` (0xFF bytes are stuffed as `FF 00`), so the first EOI after the first start-of-scan
+/// ends the primary image; data appended after it (MPF previews, maker trailers) is allowed.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let mut at = 2;
+    while at + 4 <= bytes.len() {
+        if bytes[at] != 0xFF {
+            return false;
+        }
+        let marker = bytes[at + 1];
+        if marker == 0xFF {
+            at += 1; // fill byte
+            continue;
+        }
+        let len = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
+        at += 2 + len;
+        if marker == 0xDA {
+            return at <= bytes.len() && bytes[at..].windows(2).any(|w| w == [0xFF, 0xD9]);
+        }
+    }
+    false
 }
 
 fn png_frames(bytes: &[u8]) -> Result<u32, &'static str> {
@@ -257,6 +285,16 @@ mod tests {
             (h.format, h.width, h.height, h.frames),
             (InputFormat::Png, 7, 3, 1)
         );
+    }
+
+    #[test]
+    fn a_jpeg_cut_short_is_reported_and_a_whole_one_is_not() {
+        let whole = crate::samples::jpeg(&crate::samples::figure_photo(64, 48, 1), 90);
+        assert!(jpeg_is_complete(&whole));
+        assert!(!jpeg_is_complete(&whole[..whole.len() - 40]));
+        let mut trailer = whole.clone();
+        trailer.extend_from_slice(b"appended maker data");
+        assert!(jpeg_is_complete(&trailer));
     }
 
     #[test]
