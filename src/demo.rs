@@ -57,7 +57,7 @@ fn job(label: &'static str, input: Vec<u8>, outputs: Vec<OutputSpec>) -> DemoJob
 /// The demo's jobs, generated in code.
 pub fn jobs() -> Vec<DemoJob> {
     let photo = samples::jpeg(&samples::figure_photo(4000, 3000, 1), 90);
-    let portrait = samples::with_exif(&samples::jpeg(&samples::figure_photo(1600, 1200, 2), 90), 6);
+    let portrait = samples::portrait_as_phones_store_it(1200, 1600, 2);
     let sticker = samples::figure_cutout(800, 800, 3);
     vec![
         job(

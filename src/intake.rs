@@ -145,6 +145,12 @@ pub fn intake(
     let request = parse(&body);
     body.wipe();
     let (inputs, spec_outputs) = secure_inputs(request?, ledger)?;
+    if inputs.len() > limits.max_inputs {
+        return Err(JobError::new(
+            ErrorCode::LimitsInputs,
+            format!("{} inputs, the limit is {}", inputs.len(), limits.max_inputs),
+        ));
+    }
     let outputs = plan_outputs(&spec_outputs, limits)?;
     if inputs.len() != 1 {
         return Err(invalid(format!(

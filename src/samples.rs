@@ -138,6 +138,15 @@ pub fn webp(img: &RgbaImage) -> Vec<u8> {
     out
 }
 
+/// A portrait photo stored the way phone cameras store it: pixels in landscape, turned a
+/// quarter to the left, with EXIF orientation 6 ("rotate 90° clockwise to display") and a GPS
+/// block. Displayed right, it is an upright `width`×`height` figure.
+pub fn portrait_as_phones_store_it(width: u32, height: u32, seed: u64) -> Vec<u8> {
+    let upright = figure_photo(width, height, seed);
+    let stored = image::imageops::rotate270(&upright);
+    with_exif(&jpeg(&stored, 90), 6)
+}
+
 /// The GPS latitude written by [`with_exif`]: its bytes must never reach an output.
 pub const GPS_MARKER: &[u8] = b"MIDNIT-GPS-CANARY";
 

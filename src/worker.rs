@@ -167,6 +167,7 @@ pub async fn handle(incoming: Incoming, shared: Arc<Shared>) {
     async move {
         let started = Instant::now();
         let started_ms = now_unix_ms();
+        info!(body_bytes = body.len(), "job received");
         let ledger = Ledger::new();
         let body = SecretBuf::new(body, "request.body", &ledger);
         let Some(reply_to) = usable_reply_to(&props) else {

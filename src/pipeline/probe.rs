@@ -101,10 +101,12 @@ fn dimensions<R: BufRead + Seek>(
     let (w, h) = image::ImageReader::with_format(reader, format.image_format())
         .into_dimensions()
         .map_err(|e| {
-            JobError::new(
-                ErrorCode::InputUndecodable,
-                format!("input `{name}`: unreadable {format:?} header ({e})"),
-            )
+            // A header whose numbers alone exceed the codec's own memory limit is a bomb.
+            let code = match e {
+                image::ImageError::Limits(_) => ErrorCode::LimitsPixels,
+                _ => ErrorCode::InputUndecodable,
+            };
+            JobError::new(code, format!("input `{name}`: unreadable {format:?} header ({e})"))
         })?;
     if w == 0 || h == 0 {
         return Err(JobError::new(

@@ -1,0 +1,224 @@
+//! Test harness: real RabbitMQ, a unique queue per test, workers in-process or as the real
+//! binary.
+#![allow(dead_code)]
+
+use midnit_worker::client::{Client, RawProps};
+use midnit_worker::config::Config;
+use midnit_worker::executor::Executor;
+use midnit_worker::protocol::{decode_reply, encode_request, OutputSpec, Reply, Request};
+use midnit_worker::serve::{ServeError, Worker};
+use midnit_worker::worker::Shared;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Generous bound on any single reply; never a performance assertion.
+pub const REPLY: Duration = Duration::from_secs(90);
+
+pub fn amqp_url() -> String {
+    std::env::var("MIDNIT_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+pub fn unique_queue(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("test.{test}.{}.{nanos}", std::process::id())
+}
+
+pub fn config(test: &str, spill: &Path) -> Config {
+    let mut c = Config::default();
+    c.amqp_url = midnit_worker::config::SecretUrl::new(amqp_url());
+    c.queue = unique_queue(test);
+    c.concurrency = 2;
+    c.spill_dir = spill.join("spill");
+    c.drain_timeout_secs = 60;
+    c
+}
+
+/// A worker running inside the test process, on the real broker.
+pub struct TestWorker {
+    pub config: Config,
+    pub shared: Arc<Shared>,
+    stop: CancellationToken,
+    handle: JoinHandle<Result<midnit_worker::worker::Drained, ServeError>>,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn spawn_worker(test: &str) -> TestWorker {
+    spawn_worker_with(test, |_| {}, None).await
+}
+
+pub async fn spawn_worker_with(
+    test: &str,
+    tweak: impl FnOnce(&mut Config),
+    executor: Option<Arc<dyn Executor>>,
+) -> TestWorker {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(test, dir.path());
+    tweak(&mut config);
+    let worker = match executor {
+        Some(e) => Worker::start_with(config.clone(), e).await,
+        None => Worker::start(config.clone()).await,
+    }
+    .expect("worker starts against the local RabbitMQ");
+    let shared = worker.shared();
+    let stop = CancellationToken::new();
+    let handle = tokio::spawn(worker.run(stop.clone()));
+    TestWorker {
+        config,
+        shared,
+        stop,
+        handle,
+        _dir: dir,
+    }
+}
+
+impl TestWorker {
+    pub async fn client(&self) -> Client {
+        Client::connect(&amqp_url(), &self.config.queue).await.unwrap()
+    }
+
+    pub fn spill_dir(&self) -> PathBuf {
+        self.config.spill_dir.clone()
+    }
+
+    /// Stops the worker, then deletes its queues.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.handle.await.unwrap().expect("clean drain");
+        delete_topology(&self.config).await;
+    }
+}
+
+pub async fn delete_topology(config: &Config) {
+    let conn = lapin::Connection::connect(&amqp_url(), Default::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    for q in [config.queue.clone(), config.dlq()] {
+        let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
+    }
+    let _ = ch
+        .exchange_delete(config.dlx().as_str().into(), Default::default())
+        .await;
+    let _ = conn.close(200, "test done".into()).await;
+}
+
+pub fn output(name: &str, format: &str, w: Option<u32>, h: Option<u32>) -> OutputSpec {
+    OutputSpec {
+        name: name.into(),
+        format: format.into(),
+        width: w,
+        height: h,
+        ..OutputSpec::default()
+    }
+}
+
+pub fn request(input: Vec<u8>, outputs: Vec<OutputSpec>) -> Request {
+    Request {
+        v: 1,
+        inputs: [("photo".to_string(), serde_bytes::ByteBuf::from(input))].into(),
+        recipe: None,
+        outputs,
+    }
+}
+
+pub async fn render(client: &Client, req: &Request) -> Reply {
+    client.render(req, REPLY).await.expect("a reply")
+}
+
+/// Sends a raw body with well-formed properties and returns the decoded reply.
+pub async fn send_body(client: &Client, body: &[u8]) -> Reply {
+    let id = client.new_correlation_id();
+    let rx = client.send_raw(body, &RawProps::request(&id)).await.unwrap();
+    let bytes = Client::await_raw(rx, REPLY).await.expect("a reply");
+    decode_reply(&bytes).expect("a valid v1 reply")
+}
+
+pub fn body_of(req: &Request) -> Vec<u8> {
+    encode_request(req)
+}
+
+pub fn error_code(reply: &Reply) -> String {
+    reply
+        .error
+        .as_ref()
+        .map(|e| e.code.clone())
+        .unwrap_or_else(|| "ok".into())
+}
+
+/// The real worker binary as a child process, its stderr going to a file.
+pub struct BinaryWorker {
+    pub child: Child,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+pub fn spawn_binary(queue: &str, concurrency: usize) -> BinaryWorker {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("worker.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_midnit-worker"))
+        .arg("serve")
+        .env("MIDNIT_AMQP_URL", amqp_url())
+        .env("MIDNIT_QUEUE", queue)
+        .env("MIDNIT_CONCURRENCY", concurrency.to_string())
+        .env("MIDNIT_SPILL_DIR", dir.path().join("spill"))
+        .env("MIDNIT_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("the worker binary starts");
+    let worker = BinaryWorker {
+        child,
+        log,
+        _dir: dir,
+    };
+    worker.wait_for_log("consuming", 1);
+    worker
+}
+
+impl BinaryWorker {
+    pub fn log_text(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
+    }
+
+    /// Waits until `needle` appears `count` times in the log (bounded, never a perf check).
+    pub fn wait_for_log(&self, needle: &str, count: usize) {
+        let deadline = Instant::now() + REPLY;
+        while self.log_text().matches(needle).count() < count {
+            assert!(Instant::now() < deadline, "no `{needle}` x{count} in:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + REPLY;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "worker did not exit:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for BinaryWorker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
