@@ -99,13 +99,18 @@ pub fn print_reply(reply: &Reply, out: &Path) -> anyhow::Result<()> {
 
 /// `samples`: writes the synthetic sample inputs used by `docs/examples/`.
 pub fn samples(out: &Path) -> anyhow::Result<()> {
-    use crate::samples::{figure_cutout, figure_photo, gif, jpeg, png, portrait_as_phones_store_it, webp};
+    use crate::samples::{
+        figure_cutout, figure_photo, gif, jpeg, png, portrait_as_phones_store_it, webp,
+    };
     std::fs::create_dir_all(out)?;
     let files: [(&str, Vec<u8>); 5] = [
         ("figure.jpg", jpeg(&figure_photo(1200, 900, 1), 85)),
-        ("portrait-exif.jpg", portrait_as_phones_store_it(600, 800, 2)),
-        ("sticker.png", png(&figure_cutout(400, 400, 3))),
-        ("sticker.webp", webp(&figure_cutout(300, 300, 5))),
+        (
+            "portrait-exif.jpg",
+            portrait_as_phones_store_it(600, 800, 2),
+        ),
+        ("sticker.png", png(&figure_cutout(240, 240, 3))),
+        ("sticker.webp", webp(&figure_cutout(200, 200, 5))),
         ("badge.gif", gif(&figure_cutout(160, 160, 4))),
     ];
     for (name, bytes) in files {

@@ -148,7 +148,11 @@ pub fn intake(
     if inputs.len() > limits.max_inputs {
         return Err(JobError::new(
             ErrorCode::LimitsInputs,
-            format!("{} inputs, the limit is {}", inputs.len(), limits.max_inputs),
+            format!(
+                "{} inputs, the limit is {}",
+                inputs.len(),
+                limits.max_inputs
+            ),
         ));
     }
     let outputs = plan_outputs(&spec_outputs, limits)?;

@@ -27,7 +27,11 @@ pub fn init(json: bool) {
 /// whole body at WARN, and frames at DEBUG/TRACE. Those targets can never be turned up.
 pub fn filter_with_guards(filter: &str) -> EnvFilter {
     let mut f = EnvFilter::new(filter);
-    for guard in ["lapin=error", "amq_protocol=error", "lapin::returned_messages=off"] {
+    for guard in [
+        "lapin=error",
+        "amq_protocol=error",
+        "lapin::returned_messages=off",
+    ] {
         f = f.add_directive(guard.parse().expect("static directive"));
     }
     f

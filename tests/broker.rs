@@ -24,7 +24,10 @@ async fn every_input_format_renders_to_every_output_format_from_one_decode() {
     let client = w.client().await;
     let sticker = samples::figure_cutout(120, 90, 1);
     let inputs = [
-        ("jpeg", samples::jpeg(&samples::figure_photo(120, 90, 1), 90)),
+        (
+            "jpeg",
+            samples::jpeg(&samples::figure_photo(120, 90, 1), 90),
+        ),
         ("png", samples::png(&sticker)),
         ("webp", samples::webp(&sticker)),
         ("gif", samples::gif(&sticker)),
@@ -39,14 +42,35 @@ async fn every_input_format_renders_to_every_output_format_from_one_decode() {
         assert_eq!(reply.status, Status::Ok, "{kind}: {:?}", reply.error);
         let formats: Vec<_> = reply.outputs.iter().map(|o| o.format.as_str()).collect();
         assert_eq!(formats, ["jpeg", "png", "webp"], "{kind}");
-        for (out, expect) in reply.outputs.iter().zip([image::ImageFormat::Jpeg, image::ImageFormat::Png, image::ImageFormat::WebP]) {
+        for (out, expect) in reply.outputs.iter().zip([
+            image::ImageFormat::Jpeg,
+            image::ImageFormat::Png,
+            image::ImageFormat::WebP,
+        ]) {
             assert_eq!(image::guess_format(&out.data).unwrap(), expect, "{kind}");
             let img = decode(&out.data);
-            assert_eq!((img.width(), img.height()), (out.width, out.height), "{kind}");
+            assert_eq!(
+                (img.width(), img.height()),
+                (out.width, out.height),
+                "{kind}"
+            );
         }
-        assert_eq!((reply.outputs[0].width, reply.outputs[0].height), (60, 45), "{kind}");
-        assert_eq!((reply.outputs[2].width, reply.outputs[2].height), (30, 23), "{kind}");
-        let decodes = reply.receipt.wiped.iter().filter(|e| e.artifact == "pixels.photo.decoded").count();
+        assert_eq!(
+            (reply.outputs[0].width, reply.outputs[0].height),
+            (60, 45),
+            "{kind}"
+        );
+        assert_eq!(
+            (reply.outputs[2].width, reply.outputs[2].height),
+            (30, 23),
+            "{kind}"
+        );
+        let decodes = reply
+            .receipt
+            .wiped
+            .iter()
+            .filter(|e| e.artifact == "pixels.photo.decoded")
+            .count();
         assert_eq!(decodes, 1, "{kind}: one decode for three outputs");
     }
     client.close().await;
@@ -60,11 +84,21 @@ async fn exif_orientation_is_applied_and_gps_never_reaches_an_output() {
     // Stored 40x20: left half red, right half blue. Orientation 6 displays it rotated
     // clockwise: 20x40 with red on top.
     let stored = image::RgbImage::from_fn(40, 20, |x, _| {
-        if x < 20 { image::Rgb([255, 0, 0]) } else { image::Rgb([0, 0, 255]) }
+        if x < 20 {
+            image::Rgb([255, 0, 0])
+        } else {
+            image::Rgb([0, 0, 255])
+        }
     });
     let input = samples::with_exif(&samples::jpeg(&stored, 95), 6);
-    assert!(input.windows(samples::GPS_MARKER.len()).any(|w| w == samples::GPS_MARKER));
-    let outs = vec![output("j", "jpeg", None, None), output("p", "png", None, None), output("w", "webp", None, None)];
+    assert!(input
+        .windows(samples::GPS_MARKER.len())
+        .any(|w| w == samples::GPS_MARKER));
+    let outs = vec![
+        output("j", "jpeg", None, None),
+        output("p", "png", None, None),
+        output("w", "webp", None, None),
+    ];
     let reply = render(&client, &request(input, outs)).await;
     assert_eq!(reply.status, Status::Ok, "{:?}", reply.error);
     for out in &reply.outputs {
@@ -73,11 +107,25 @@ async fn exif_orientation_is_applied_and_gps_never_reaches_an_output() {
         let top = img.get_pixel(10, 5);
         let bottom = img.get_pixel(10, 35);
         assert!(top[0] > 200 && top[2] < 60, "{}: top {top:?}", out.name);
-        assert!(bottom[2] > 200 && bottom[0] < 60, "{}: bottom {bottom:?}", out.name);
+        assert!(
+            bottom[2] > 200 && bottom[0] < 60,
+            "{}: bottom {bottom:?}",
+            out.name
+        );
         let data: &[u8] = &out.data;
-        assert!(!data.windows(samples::GPS_MARKER.len()).any(|w| w == samples::GPS_MARKER));
-        assert!(!data.windows(6).any(|w| w == b"Exif\0\0"), "{}: EXIF present", out.name);
-        assert!(!data.windows(4).any(|w| w == b"eXIf"), "{}: eXIf chunk present", out.name);
+        assert!(!data
+            .windows(samples::GPS_MARKER.len())
+            .any(|w| w == samples::GPS_MARKER));
+        assert!(
+            !data.windows(6).any(|w| w == b"Exif\0\0"),
+            "{}: EXIF present",
+            out.name
+        );
+        assert!(
+            !data.windows(4).any(|w| w == b"eXIf"),
+            "{}: eXIf chunk present",
+            out.name
+        );
     }
     client.close().await;
     w.stop().await;
@@ -94,28 +142,110 @@ async fn every_bad_input_gets_its_code_and_the_worker_keeps_serving() {
     v2.v = 2;
     let mut nine = request(good.clone(), thumb());
     for i in 0..8 {
-        nine.inputs.insert(format!("extra{i}"), serde_bytes::ByteBuf::from(good.clone()));
+        nine.inputs.insert(
+            format!("extra{i}"),
+            serde_bytes::ByteBuf::from(good.clone()),
+        );
     }
     let bodies: Vec<(&str, Vec<u8>, &str)> = vec![
         ("not CBOR", b"{\"v\":1}".to_vec(), "request.malformed"),
         ("empty body", Vec::new(), "request.malformed"),
-        ("missing outputs", missing_outputs(&good), "request.malformed"),
-        ("unknown version", body_of(&v2), "request.unsupported_version"),
-        ("empty input", body_of(&request(Vec::new(), thumb())), "input.empty"),
-        ("text input", body_of(&request(b"hello, I am not a picture at all".to_vec(), thumb())), "input.undecodable"),
-        ("BMP input", body_of(&request(b"BM\0\0\0\0\0\0\0\0\x36\0\0\0".to_vec(), thumb())), "input.unsupported_format"),
-        ("truncated JPEG", body_of(&request(hostile::truncated(&good, good.len() / 2), thumb())), "input.undecodable"),
-        ("truncated PNG", body_of(&request(hostile::truncated(&png, png.len() / 2), thumb())), "input.undecodable"),
-        ("PNG bomb", body_of(&request(hostile::png_bomb(40_000), thumb())), "limits.pixels"),
-        ("overflowing dimensions", body_of(&request(hostile::png_header_only(0x7FFF_FFFF, 0x7FFF_FFFF), thumb())), "limits.pixels"),
-        ("zero-sized", body_of(&request(hostile::png_header_only(0, 10), thumb())), "input.undecodable"),
-        ("header without pixels", body_of(&request(hostile::png_header_only(100, 100), thumb())), "input.undecodable"),
-        ("too many frames", body_of(&request(hostile::gif_many_frames(1_500), thumb())), "limits.frames"),
-        ("output too large", body_of(&request(good.clone(), vec![output("t", "png", Some(100_000), None)])), "limits.output"),
-        ("output pixels over limit", body_of(&request(good.clone(), vec![output("t", "png", Some(8000), Some(8000))])), "limits.output"),
+        (
+            "missing outputs",
+            missing_outputs(&good),
+            "request.malformed",
+        ),
+        (
+            "unknown version",
+            body_of(&v2),
+            "request.unsupported_version",
+        ),
+        (
+            "empty input",
+            body_of(&request(Vec::new(), thumb())),
+            "input.empty",
+        ),
+        (
+            "text input",
+            body_of(&request(
+                b"hello, I am not a picture at all".to_vec(),
+                thumb(),
+            )),
+            "input.undecodable",
+        ),
+        (
+            "BMP input",
+            body_of(&request(b"BM\0\0\0\0\0\0\0\0\x36\0\0\0".to_vec(), thumb())),
+            "input.unsupported_format",
+        ),
+        (
+            "truncated JPEG",
+            body_of(&request(hostile::truncated(&good, good.len() / 2), thumb())),
+            "input.undecodable",
+        ),
+        (
+            "truncated PNG",
+            body_of(&request(hostile::truncated(&png, png.len() / 2), thumb())),
+            "input.undecodable",
+        ),
+        (
+            "PNG bomb",
+            body_of(&request(hostile::png_bomb(40_000), thumb())),
+            "limits.pixels",
+        ),
+        (
+            "overflowing dimensions",
+            body_of(&request(
+                hostile::png_header_only(0x7FFF_FFFF, 0x7FFF_FFFF),
+                thumb(),
+            )),
+            "limits.pixels",
+        ),
+        (
+            "zero-sized",
+            body_of(&request(hostile::png_header_only(0, 10), thumb())),
+            "input.undecodable",
+        ),
+        (
+            "header without pixels",
+            body_of(&request(hostile::png_header_only(100, 100), thumb())),
+            "input.undecodable",
+        ),
+        (
+            "too many frames",
+            body_of(&request(hostile::gif_many_frames(1_500), thumb())),
+            "limits.frames",
+        ),
+        (
+            "output too large",
+            body_of(&request(
+                good.clone(),
+                vec![output("t", "png", Some(100_000), None)],
+            )),
+            "limits.output",
+        ),
+        (
+            "output pixels over limit",
+            body_of(&request(
+                good.clone(),
+                vec![output("t", "png", Some(8000), Some(8000))],
+            )),
+            "limits.output",
+        ),
         ("too many inputs", body_of(&nine), "limits.inputs"),
-        ("unknown output format", body_of(&request(good.clone(), vec![output("t", "tiff", None, None)])), "request.invalid"),
-        ("no outputs", body_of(&request(good.clone(), vec![])), "request.invalid"),
+        (
+            "unknown output format",
+            body_of(&request(
+                good.clone(),
+                vec![output("t", "tiff", None, None)],
+            )),
+            "request.invalid",
+        ),
+        (
+            "no outputs",
+            body_of(&request(good.clone(), vec![])),
+            "request.invalid",
+        ),
     ];
     for (label, body, code) in bodies {
         let reply = send_body(&client, &body).await;
@@ -137,7 +267,10 @@ async fn every_bad_input_gets_its_code_and_the_worker_keeps_serving() {
 fn missing_outputs(input: &[u8]) -> Vec<u8> {
     let mut map = std::collections::BTreeMap::new();
     map.insert("v", ciborium::Value::Integer(1.into()));
-    let inputs = vec![(ciborium::Value::Text("photo".into()), ciborium::Value::Bytes(input.to_vec()))];
+    let inputs = vec![(
+        ciborium::Value::Text("photo".into()),
+        ciborium::Value::Bytes(input.to_vec()),
+    )];
     map.insert("inputs", ciborium::Value::Map(inputs));
     let mut body = Vec::new();
     ciborium::into_writer(&map, &mut body).unwrap();
@@ -156,11 +289,19 @@ async fn a_panic_inside_rendering_becomes_an_internal_error_reply() {
     let client = w.client().await;
     let good = samples::jpeg(&samples::figure_photo(64, 48, 3), 90);
     for _ in 0..3 {
-        let reply = render(&client, &request(good.clone(), vec![output("t", "png", None, None)])).await;
+        let reply = render(
+            &client,
+            &request(good.clone(), vec![output("t", "png", None, None)]),
+        )
+        .await;
         assert_eq!(error_code(&reply), "internal");
         let err = reply.error.unwrap();
         assert!(err.retryable);
-        assert!(!err.message.contains("decoder bug"), "panic text must not leak: {}", err.message);
+        assert!(
+            !err.message.contains("decoder bug"),
+            "panic text must not leak: {}",
+            err.message
+        );
     }
     client.close().await;
     w.stop().await;
@@ -175,27 +316,44 @@ async fn forty_jobs_in_flight_are_each_answered_once_with_their_own_correlation_
     for i in 0..40u32 {
         let client = client.clone();
         let req = request(photo.clone(), vec![output("t", "png", Some(50 + i), None)]);
-        tasks.push(tokio::spawn(async move { (i, render(&client, &req).await) }));
+        tasks.push(tokio::spawn(
+            async move { (i, render(&client, &req).await) },
+        ));
     }
     for task in tasks {
         let (i, reply) = task.await.unwrap();
         assert_eq!(reply.status, Status::Ok, "job {i}");
-        assert_eq!(reply.outputs[0].width, 50 + i, "job {i} got another job's reply");
+        assert_eq!(
+            reply.outputs[0].width,
+            50 + i,
+            "job {i} got another job's reply"
+        );
     }
     Arc::try_unwrap(client).ok().unwrap().close().await;
     let shared = w.shared.clone();
     w.stop().await; // drains: every job the worker took is finished
-    assert_eq!(shared.stats.snapshot().ok, 40, "each job answered exactly once");
+    assert_eq!(
+        shared.stats.snapshot().ok,
+        40,
+        "each job answered exactly once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replies_reach_a_named_reply_queue_and_a_vanished_one_is_counted_then_acked() {
     let w = spawn_worker("named").await;
-    let conn = lapin::Connection::connect(&amqp_url(), Default::default()).await.unwrap();
+    let conn = lapin::Connection::connect(&amqp_url(), Default::default())
+        .await
+        .unwrap();
     let ch = conn.create_channel().await.unwrap();
     let reply_queue = unique_queue("named-replies");
-    let opts = lapin::options::QueueDeclareOptions { exclusive: true, ..Default::default() };
-    ch.queue_declare(reply_queue.as_str().into(), opts, Default::default()).await.unwrap();
+    let opts = lapin::options::QueueDeclareOptions {
+        exclusive: true,
+        ..Default::default()
+    };
+    ch.queue_declare(reply_queue.as_str().into(), opts, Default::default())
+        .await
+        .unwrap();
     let client = w.client().await;
     let good = samples::jpeg(&samples::figure_photo(64, 48, 3), 90);
     let body = body_of(&request(good, vec![output("t", "png", None, None)]));
@@ -206,18 +364,35 @@ async fn replies_reach_a_named_reply_queue_and_a_vanished_one_is_counted_then_ac
     };
     client.send_raw(&body, &props).await.unwrap();
     let got = wait_get(&ch, &reply_queue).await;
-    assert_eq!(got.properties.correlation_id().as_ref().unwrap().as_str(), "named-1");
+    assert_eq!(
+        got.properties.correlation_id().as_ref().unwrap().as_str(),
+        "named-1"
+    );
     let reply = midnit_worker::protocol::decode_reply(&got.data).unwrap();
     assert_eq!(reply.status, Status::Ok);
 
-    let gone = RawProps { reply_to: Some(unique_queue("never-declared")), ..props };
+    let gone = RawProps {
+        reply_to: Some(unique_queue("never-declared")),
+        ..props
+    };
     client.send_raw(&body, &gone).await.unwrap();
     wait_until(|| w.shared.stats.snapshot().returned == 1).await;
     let jobs = ch
-        .queue_declare(w.config.queue.as_str().into(), lapin::options::QueueDeclareOptions { passive: true, ..Default::default() }, Default::default())
+        .queue_declare(
+            w.config.queue.as_str().into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            Default::default(),
+        )
         .await
         .unwrap();
-    assert_eq!(jobs.message_count(), 0, "the job was acked, not left on the queue");
+    assert_eq!(
+        jobs.message_count(),
+        0,
+        "the job was acked, not left on the queue"
+    );
     let _ = conn.close(200, "done".into()).await;
     client.close().await;
     w.stop().await;
@@ -229,12 +404,21 @@ async fn a_message_without_reply_to_is_dead_lettered_without_a_reply() {
     let client = w.client().await;
     let good = samples::jpeg(&samples::figure_photo(64, 48, 3), 90);
     let body = body_of(&request(good, vec![output("t", "png", None, None)]));
-    let props = RawProps { correlation_id: Some("orphan".into()), reply_to: None, content_type: Some("application/cbor".into()) };
+    let props = RawProps {
+        correlation_id: Some("orphan".into()),
+        reply_to: None,
+        content_type: Some("application/cbor".into()),
+    };
     client.send_raw(&body, &props).await.unwrap();
-    let conn = lapin::Connection::connect(&amqp_url(), Default::default()).await.unwrap();
+    let conn = lapin::Connection::connect(&amqp_url(), Default::default())
+        .await
+        .unwrap();
     let ch = conn.create_channel().await.unwrap();
     let dead = wait_get(&ch, &w.config.dlq()).await;
-    assert_eq!(dead.properties.correlation_id().as_ref().unwrap().as_str(), "orphan");
+    assert_eq!(
+        dead.properties.correlation_id().as_ref().unwrap().as_str(),
+        "orphan"
+    );
     assert_eq!(w.shared.stats.snapshot().rejected, 1);
     let _ = conn.close(200, "done".into()).await;
     client.close().await;
@@ -248,9 +432,16 @@ async fn large_inputs_are_spilled_then_wiped_and_the_spill_directory_ends_empty(
     let big = samples::jpeg(&samples::figure_photo(800, 600, 4), 95);
     assert!(big.len() > 10_000);
     for _ in 0..3 {
-        let reply = render(&client, &request(big.clone(), vec![output("t", "jpeg", Some(100), None)])).await;
+        let reply = render(
+            &client,
+            &request(big.clone(), vec![output("t", "jpeg", Some(100), None)]),
+        )
+        .await;
         assert_eq!(reply.status, Status::Ok, "{:?}", reply.error);
-        let spill = reply.receipt.entry("spill.photo").expect("the input was spilled");
+        let spill = reply
+            .receipt
+            .entry("spill.photo")
+            .expect("the input was spilled");
         assert_eq!(spill.method, WipeMethod::OverwriteVerifyUnlink);
         assert_eq!(spill.bytes, big.len() as u64);
     }
@@ -264,14 +455,23 @@ async fn a_receipt_adds_up_to_the_bytes_the_job_held() {
     let w = spawn_worker("receipt").await;
     let client = w.client().await;
     let input = samples::jpeg(&samples::figure_photo(300, 200, 5), 90);
-    let req = request(input.clone(), vec![output("small", "png", Some(30), None), output("big", "jpeg", Some(150), None)]);
+    let req = request(
+        input.clone(),
+        vec![
+            output("small", "png", Some(30), None),
+            output("big", "jpeg", Some(150), None),
+        ],
+    );
     let body_len = body_of(&req).len() as u64;
     let reply = render(&client, &req).await;
     assert_eq!(reply.status, Status::Ok);
     let r = &reply.receipt;
     assert_eq!(r.entry("request.body").unwrap().bytes, body_len);
     assert_eq!(r.entry("input.photo").unwrap().bytes, input.len() as u64);
-    assert_eq!(r.entry("pixels.photo.decoded").unwrap().bytes, 300 * 200 * 3);
+    assert_eq!(
+        r.entry("pixels.photo.decoded").unwrap().bytes,
+        300 * 200 * 3
+    );
     assert_eq!(r.entry("pixels.small.resized").unwrap().bytes, 30 * 20 * 3);
     assert_eq!(r.entry("pixels.big.resized").unwrap().bytes, 150 * 100 * 3);
     for out in &reply.outputs {
@@ -293,10 +493,20 @@ async fn direct_reply_to_is_the_clients_default() {
     let id = client.new_correlation_id();
     let props = RawProps::request(&id);
     assert_eq!(props.reply_to.as_deref(), Some(DIRECT_REPLY_TO));
-    let body = body_of(&request(samples::jpeg(&samples::figure_photo(64, 48, 3), 90), vec![output("t", "webp", None, None)]));
+    let body = body_of(&request(
+        samples::jpeg(&samples::figure_photo(64, 48, 3), 90),
+        vec![output("t", "webp", None, None)],
+    ));
     let rx = client.send_raw(&body, &props).await.unwrap();
-    let bytes = midnit_worker::client::Client::await_raw(rx, REPLY).await.unwrap();
-    assert_eq!(midnit_worker::protocol::decode_reply(&bytes).unwrap().status, Status::Ok);
+    let bytes = midnit_worker::client::Client::await_raw(rx, REPLY)
+        .await
+        .unwrap();
+    assert_eq!(
+        midnit_worker::protocol::decode_reply(&bytes)
+            .unwrap()
+            .status,
+        Status::Ok
+    );
     client.close().await;
     w.stop().await;
 }
@@ -308,7 +518,10 @@ async fn wait_get(ch: &lapin::Channel, queue: &str) -> lapin::message::Delivery 
         if let Some(m) = ch.basic_get(queue.into(), opts).await.unwrap() {
             return m.delivery;
         }
-        assert!(std::time::Instant::now() < deadline, "nothing arrived on {queue}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing arrived on {queue}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }

@@ -13,7 +13,11 @@ fn run(input: Vec<u8>, format: &str) -> Result<Rendered, JobError> {
         v: 1,
         inputs: [("photo".to_string(), serde_bytes::ByteBuf::from(input))].into(),
         recipe: None,
-        outputs: vec![OutputSpec { name: "o".into(), format: format.into(), ..Default::default() }],
+        outputs: vec![OutputSpec {
+            name: "o".into(),
+            format: format.into(),
+            ..Default::default()
+        }],
     };
     let ledger = Ledger::new();
     let body = SecretBuf::new(encode_request(&req), "request.body", &ledger);
@@ -22,12 +26,16 @@ fn run(input: Vec<u8>, format: &str) -> Result<Rendered, JobError> {
 }
 
 fn center_rgb(r: &Rendered) -> [u8; 3] {
-    let img = image::load_from_memory(r.outputs[0].data.as_slice()).unwrap().to_rgb8();
+    let img = image::load_from_memory(r.outputs[0].data.as_slice())
+        .unwrap()
+        .to_rgb8();
     img.get_pixel(img.width() / 2, img.height() / 2).0
 }
 
 fn close(a: [u8; 3], b: [u8; 3], tol: i32) -> bool {
-    a.iter().zip(b).all(|(&x, y)| (i32::from(x) - i32::from(y)).abs() <= tol)
+    a.iter()
+        .zip(b)
+        .all(|(&x, y)| (i32::from(x) - i32::from(y)).abs() <= tol)
 }
 
 #[test]
@@ -47,9 +55,16 @@ fn sixteen_bit_grey_palette_and_grey_alpha_pngs_render_right() {
     let rgb16 = image::ImageBuffer::from_pixel(8, 8, Rgb([65535u16, 32768, 0]));
     let mut png16 = Vec::new();
     image::DynamicImage::ImageRgb16(rgb16)
-        .write_to(&mut std::io::Cursor::new(&mut png16), image::ImageFormat::Png)
+        .write_to(
+            &mut std::io::Cursor::new(&mut png16),
+            image::ImageFormat::Png,
+        )
         .unwrap();
-    assert!(close(center_rgb(&run(png16, "png").unwrap()), [255, 128, 0], 1));
+    assert!(close(
+        center_rgb(&run(png16, "png").unwrap()),
+        [255, 128, 0],
+        1
+    ));
 
     let grey = image::GrayImage::from_pixel(8, 8, image::Luma([90]));
     let out = run(midnit_worker::samples::png(&grey), "jpeg").unwrap();
@@ -57,7 +72,10 @@ fn sixteen_bit_grey_palette_and_grey_alpha_pngs_render_right() {
 
     let la = image::GrayAlphaImage::from_pixel(8, 8, image::LumaA([0, 0]));
     let out = run(midnit_worker::samples::png(&la), "jpeg").unwrap();
-    assert!(close(center_rgb(&out), [255, 255, 255], 2), "transparent flattens onto white");
+    assert!(
+        close(center_rgb(&out), [255, 255, 255], 2),
+        "transparent flattens onto white"
+    );
 
     let mut palette = Vec::new();
     {
@@ -65,9 +83,16 @@ fn sixteen_bit_grey_palette_and_grey_alpha_pngs_render_right() {
         enc.set_color(png::ColorType::Indexed);
         enc.set_depth(png::BitDepth::Eight);
         enc.set_palette(vec![0, 0, 0, 20, 200, 60]);
-        enc.write_header().unwrap().write_image_data(&[1; 64]).unwrap();
+        enc.write_header()
+            .unwrap()
+            .write_image_data(&[1; 64])
+            .unwrap();
     }
-    assert!(close(center_rgb(&run(palette, "png").unwrap()), [20, 200, 60], 0));
+    assert!(close(
+        center_rgb(&run(palette, "png").unwrap()),
+        [20, 200, 60],
+        0
+    ));
 }
 
 fn png_with_profile(rgb: [u8; 3], icc: Vec<u8>) -> Vec<u8> {
@@ -75,7 +100,8 @@ fn png_with_profile(rgb: [u8; 3], icc: Vec<u8>) -> Vec<u8> {
     let mut out = Vec::new();
     let mut enc = image::codecs::png::PngEncoder::new(&mut out);
     enc.set_icc_profile(icc).unwrap();
-    enc.write_image(img.as_raw(), 8, 8, image::ExtendedColorType::Rgb8).unwrap();
+    enc.write_image(img.as_raw(), 8, 8, image::ExtendedColorType::Rgb8)
+        .unwrap();
     out
 }
 
@@ -86,7 +112,11 @@ fn a_display_p3_photo_is_converted_to_srgb() {
     let px = center_rgb(&out);
     // P3 red is more saturated than sRGB red: converted, red rises and green falls.
     assert!(px[0] > 210 && px[1] < 60, "{px:?}");
-    let has_iccp = out.outputs[0].data.as_slice().windows(4).any(|w| w == b"iCCP");
+    let has_iccp = out.outputs[0]
+        .data
+        .as_slice()
+        .windows(4)
+        .any(|w| w == b"iCCP");
     assert!(!has_iccp, "converted output is plain sRGB");
 }
 
@@ -94,7 +124,9 @@ fn a_display_p3_photo_is_converted_to_srgb() {
 fn a_profile_that_cannot_be_converted_is_kept_not_dropped() {
     // A grey profile on RGB pixels does not describe them: it cannot be converted, so it is
     // embedded unchanged.
-    let grey = moxcms::ColorProfile::new_gray_with_gamma(2.2).encode().unwrap();
+    let grey = moxcms::ColorProfile::new_gray_with_gamma(2.2)
+        .encode()
+        .unwrap();
     for format in ["png", "jpeg", "webp"] {
         let out = run(png_with_profile([200, 60, 40], grey.clone()), format).unwrap();
         let decoded = image::ImageReader::new(std::io::Cursor::new(out.outputs[0].data.as_slice()))
@@ -102,6 +134,10 @@ fn a_profile_that_cannot_be_converted_is_kept_not_dropped() {
             .unwrap();
         let mut decoder = decoded.into_decoder().unwrap();
         use image::ImageDecoder;
-        assert_eq!(decoder.icc_profile().unwrap().as_deref(), Some(&grey[..]), "{format}");
+        assert_eq!(
+            decoder.icc_profile().unwrap().as_deref(),
+            Some(&grey[..]),
+            "{format}"
+        );
     }
 }

@@ -11,12 +11,24 @@ use std::time::Duration;
 
 /// A job that takes a while: a 12 MP photo to full-size PNG and lossless WebP.
 fn slow_job() -> Request {
-    let photo = samples::with_exif(&samples::jpeg(&samples::figure_photo(4000, 3000, 11), 95), 1);
-    request(photo, vec![output("full", "png", None, None), output("fullw", "webp", None, None)])
+    let photo = samples::with_exif(
+        &samples::jpeg(&samples::figure_photo(4000, 3000, 11), 95),
+        1,
+    );
+    request(
+        photo,
+        vec![
+            output("full", "png", None, None),
+            output("fullw", "webp", None, None),
+        ],
+    )
 }
 
 fn assert_no_payload_in(log: &str) {
-    assert!(!log.contains(std::str::from_utf8(samples::GPS_MARKER).unwrap()), "payload marker in logs");
+    assert!(
+        !log.contains(std::str::from_utf8(samples::GPS_MARKER).unwrap()),
+        "payload marker in logs"
+    );
     // lapin's Debug output of a body is a decimal list; a JPEG body starts 255, 216, 255.
     assert!(!log.contains("255, 216, 255"), "a JPEG body was logged");
     assert!(!log.contains("data: ["), "a message body was logged");
@@ -34,7 +46,9 @@ async fn sigterm_finishes_jobs_in_flight_replies_to_all_and_exits_zero() {
     let mut replies = Vec::new();
     for _ in 0..2 {
         let client = client.clone();
-        replies.push(tokio::spawn(async move { client.render(&slow_job(), REPLY).await }));
+        replies.push(tokio::spawn(async move {
+            client.render(&slow_job(), REPLY).await
+        }));
     }
     worker.wait_for_log("job received", 2);
     worker.signal(libc::SIGTERM);
@@ -57,19 +71,31 @@ async fn a_second_signal_exits_at_once_and_the_job_is_answered_by_another_worker
     let client = client_for(&queue).await;
     let id = client.new_correlation_id();
     let body = body_of(&slow_job());
-    let rx = client.send_raw(&body, &midnit_worker::client::RawProps::request(&id)).await.unwrap();
+    let rx = client
+        .send_raw(&body, &midnit_worker::client::RawProps::request(&id))
+        .await
+        .unwrap();
     first.wait_for_log("job received", 1);
     first.signal(libc::SIGTERM);
     first.wait_for_log("signal received", 1);
     first.signal(libc::SIGTERM);
     let status = first.wait_exit();
     assert_eq!(status.code(), Some(130), "log:\n{}", first.log_text());
-    assert!(!first.log_text().contains("job done"), "the job should have been cut short");
+    assert!(
+        !first.log_text().contains("job done"),
+        "the job should have been cut short"
+    );
     let second = spawn_binary(&queue, 1);
-    let reply = Client::await_raw(rx, REPLY).await.expect("the second worker answers");
+    let reply = Client::await_raw(rx, REPLY)
+        .await
+        .expect("the second worker answers");
     let reply = midnit_worker::protocol::decode_reply(&reply).unwrap();
     assert_eq!(reply.status, Status::Ok);
-    assert!(second.log_text().contains("redelivered=true"), "{}", second.log_text());
+    assert!(
+        second.log_text().contains("redelivered=true"),
+        "{}",
+        second.log_text()
+    );
     drop(second);
     cleanup(&queue).await;
 }
@@ -81,17 +107,28 @@ async fn a_worker_killed_mid_job_loses_nothing_a_second_worker_answers() {
     let client = client_for(&queue).await;
     let id = client.new_correlation_id();
     let body = body_of(&slow_job());
-    let rx = client.send_raw(&body, &midnit_worker::client::RawProps::request(&id)).await.unwrap();
+    let rx = client
+        .send_raw(&body, &midnit_worker::client::RawProps::request(&id))
+        .await
+        .unwrap();
     first.wait_for_log("job received", 1);
     first.signal(libc::SIGKILL);
     let status = first.wait_exit();
     assert_eq!(status.code(), None, "killed by a signal");
-    assert!(!first.log_text().contains("job done"), "the job finished before the kill");
+    assert!(
+        !first.log_text().contains("job done"),
+        "the job finished before the kill"
+    );
     let second = spawn_binary(&queue, 1);
-    let reply = Client::await_raw(rx, REPLY).await.expect("nothing lost: the job is answered");
+    let reply = Client::await_raw(rx, REPLY)
+        .await
+        .expect("nothing lost: the job is answered");
     let reply = midnit_worker::protocol::decode_reply(&reply).unwrap();
     assert_eq!(reply.status, Status::Ok);
-    assert_eq!((reply.outputs[0].width, reply.outputs[0].height), (4000, 3000));
+    assert_eq!(
+        (reply.outputs[0].width, reply.outputs[0].height),
+        (4000, 3000)
+    );
     second.wait_for_log("job done", 1);
     assert_no_payload_in(&second.log_text());
     drop(second);
@@ -100,7 +137,9 @@ async fn a_worker_killed_mid_job_loses_nothing_a_second_worker_answers() {
 }
 
 async fn cleanup(queue: &str) {
-    let mut c = midnit_worker::config::Config::default();
-    c.queue = queue.into();
+    let c = midnit_worker::config::Config {
+        queue: queue.into(),
+        ..Default::default()
+    };
     delete_topology(&c).await;
 }

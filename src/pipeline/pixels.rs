@@ -116,16 +116,16 @@ impl Pixels {
 fn dynamic_bytes_mut(img: &mut DynamicImage) -> &mut [u8] {
     use bytemuck::cast_slice_mut as bytes;
     match img {
-        DynamicImage::ImageLuma8(b) => &mut **b,
-        DynamicImage::ImageLumaA8(b) => &mut **b,
-        DynamicImage::ImageRgb8(b) => &mut **b,
-        DynamicImage::ImageRgba8(b) => &mut **b,
-        DynamicImage::ImageLuma16(b) => bytes(&mut **b),
-        DynamicImage::ImageLumaA16(b) => bytes(&mut **b),
-        DynamicImage::ImageRgb16(b) => bytes(&mut **b),
-        DynamicImage::ImageRgba16(b) => bytes(&mut **b),
-        DynamicImage::ImageRgb32F(b) => bytes(&mut **b),
-        DynamicImage::ImageRgba32F(b) => bytes(&mut **b),
+        DynamicImage::ImageLuma8(b) => b,
+        DynamicImage::ImageLumaA8(b) => b,
+        DynamicImage::ImageRgb8(b) => b,
+        DynamicImage::ImageRgba8(b) => b,
+        DynamicImage::ImageLuma16(b) => bytes(b),
+        DynamicImage::ImageLumaA16(b) => bytes(b),
+        DynamicImage::ImageRgb16(b) => bytes(b),
+        DynamicImage::ImageRgba16(b) => bytes(b),
+        DynamicImage::ImageRgb32F(b) => bytes(b),
+        DynamicImage::ImageRgba32F(b) => bytes(b),
         // DynamicImage is non-exhaustive; a future variant is unknown to us, so report nothing
         // rather than guess (the zeroing allocator still wipes it on free).
         _ => &mut [],

@@ -83,7 +83,10 @@ pub fn probe_bytes(bytes: &[u8], name: &str) -> Result<Header, JobError> {
     if format == InputFormat::Jpeg && !jpeg_is_complete(bytes) {
         // JPEG decoders fill a cut-off scan with grey and carry on; a download cut short must
         // be reported, not rendered half grey.
-        return Err(truncated(name, "JPEG ends before its end-of-image marker (truncated)"));
+        return Err(truncated(
+            name,
+            "JPEG ends before its end-of-image marker (truncated)",
+        ));
     }
     Ok(Header {
         format,
@@ -106,7 +109,10 @@ fn dimensions<R: BufRead + Seek>(
                 image::ImageError::Limits(_) => ErrorCode::LimitsPixels,
                 _ => ErrorCode::InputUndecodable,
             };
-            JobError::new(code, format!("input `{name}`: unreadable {format:?} header ({e})"))
+            JobError::new(
+                code,
+                format!("input `{name}`: unreadable {format:?} header ({e})"),
+            )
         })?;
     if w == 0 || h == 0 {
         return Err(JobError::new(

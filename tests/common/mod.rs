@@ -32,13 +32,14 @@ pub fn unique_queue(test: &str) -> String {
 }
 
 pub fn config(test: &str, spill: &Path) -> Config {
-    let mut c = Config::default();
-    c.amqp_url = midnit_worker::config::SecretUrl::new(amqp_url());
-    c.queue = unique_queue(test);
-    c.concurrency = 2;
-    c.spill_dir = spill.join("spill");
-    c.drain_timeout_secs = 60;
-    c
+    Config {
+        amqp_url: midnit_worker::config::SecretUrl::new(amqp_url()),
+        queue: unique_queue(test),
+        concurrency: 2,
+        spill_dir: spill.join("spill"),
+        drain_timeout_secs: 60,
+        ..Config::default()
+    }
 }
 
 /// A worker running inside the test process, on the real broker.
@@ -81,7 +82,9 @@ pub async fn spawn_worker_with(
 
 impl TestWorker {
     pub async fn client(&self) -> Client {
-        Client::connect(&amqp_url(), &self.config.queue).await.unwrap()
+        Client::connect(&amqp_url(), &self.config.queue)
+            .await
+            .unwrap()
     }
 
     pub fn spill_dir(&self) -> PathBuf {
@@ -136,7 +139,10 @@ pub async fn render(client: &Client, req: &Request) -> Reply {
 /// Sends a raw body with well-formed properties and returns the decoded reply.
 pub async fn send_body(client: &Client, body: &[u8]) -> Reply {
     let id = client.new_correlation_id();
-    let rx = client.send_raw(body, &RawProps::request(&id)).await.unwrap();
+    let rx = client
+        .send_raw(body, &RawProps::request(&id))
+        .await
+        .unwrap();
     let bytes = Client::await_raw(rx, REPLY).await.expect("a reply");
     decode_reply(&bytes).expect("a valid v1 reply")
 }
@@ -194,7 +200,11 @@ impl BinaryWorker {
     pub fn wait_for_log(&self, needle: &str, count: usize) {
         let deadline = Instant::now() + REPLY;
         while self.log_text().matches(needle).count() < count {
-            assert!(Instant::now() < deadline, "no `{needle}` x{count} in:\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "no `{needle}` x{count} in:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -210,7 +220,11 @@ impl BinaryWorker {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "worker did not exit:\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "worker did not exit:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
