@@ -143,3 +143,51 @@ async fn cleanup(queue: &str) {
     };
     delete_topology(&c).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_sends_a_request_file_and_writes_the_outputs_and_receipt() {
+    let w = spawn_worker("submit").await;
+    let out = tempfile::tempdir().unwrap();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/examples/multi-size.json");
+    let (queue, dir) = (w.config.queue.clone(), out.path().to_owned());
+    let result = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_midnit-worker"))
+            .args(["submit", example, "--out"])
+            .arg(&dir)
+            .env("MIDNIT_AMQP_URL", amqp_url())
+            .env("MIDNIT_QUEUE", queue)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
+    assert_eq!(summary["status"], "ok");
+    assert!(summary["receipt"]["wiped_bytes"].as_u64().unwrap() > 0);
+    for file in ["large.jpg", "card.webp", "icon.png"] {
+        let bytes = std::fs::read(out.path().join(file)).unwrap();
+        image::load_from_memory(&bytes).unwrap();
+    }
+    w.stop().await;
+}
+
+#[test]
+fn the_demo_runs_with_no_broker_over_the_in_process_queue() {
+    let out = tempfile::tempdir().unwrap();
+    let result = std::process::Command::new(env!("CARGO_BIN_EXE_midnit-worker"))
+        .args(["demo", "--out"])
+        .arg(out.path())
+        .env("MIDNIT_AMQP_URL", "amqp://guest:guest@127.0.0.1:1/%2f")
+        .env("MIDNIT_SPILL_DIR", out.path().join("spill"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(result.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&result.stderr));
+    assert!(stdout.contains("in-process queue"), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().filter(|l| l.contains(" ms  wiped")).collect();
+    assert_eq!(lines.len(), 6, "{stdout}");
+    assert_eq!(lines.iter().filter(|l| l.trim_start().starts_with("ok")).count(), 4, "{stdout}");
+    assert!(stdout.contains("limits.pixels") && stdout.contains("input.undecodable"), "{stdout}");
+    assert!(out.path().join("thumb.jpg").exists());
+}
