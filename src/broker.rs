@@ -12,7 +12,7 @@
 
 use crate::config::Config;
 use crate::executor::BoxFuture;
-use crate::protocol::CONTENT_TYPE;
+use crate::protocol::{CONTENT_TYPE, DEADLINE_HEADER};
 use crate::worker::{Incoming, Props, ReplyOutcome, Settle, TransportError};
 use futures_util::{Stream, StreamExt};
 use lapin::message::Delivery;
@@ -206,6 +206,7 @@ fn incoming(mut delivery: Delivery, publisher: &Arc<Publisher>) -> Incoming {
         reply_to: text(p.reply_to().as_ref()),
         content_type: text(p.content_type().as_ref()),
         redelivered: delivery.redelivered,
+        deadline_ms: deadline_ms(p),
     };
     Incoming {
         // Moved out, not copied: the worker's SecretBuf owns the only copy from here on.
@@ -215,6 +216,34 @@ fn incoming(mut delivery: Delivery, publisher: &Arc<Publisher>) -> Incoming {
             acker: delivery.acker,
             publisher: publisher.clone(),
         }),
+    }
+}
+
+/// The earlier of the deadline header and `timestamp` (seconds) + `expiration` (ms).
+fn deadline_ms(p: &BasicProperties) -> Option<u64> {
+    let header = p
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(DEADLINE_HEADER))
+        .and_then(|v| match v {
+            AMQPValue::LongLongInt(n) => u64::try_from(*n).ok(),
+            AMQPValue::LongUInt(n) => Some(u64::from(*n)),
+            AMQPValue::LongInt(n) => u64::try_from(*n).ok(),
+            AMQPValue::Timestamp(n) => Some(n.saturating_mul(1000)),
+            AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok()?.parse().ok(),
+            _ => None,
+        });
+    let expiry = match (p.timestamp(), p.expiration()) {
+        (Some(sent), Some(ttl)) => ttl
+            .as_str()
+            .parse::<u64>()
+            .ok()
+            .map(|ttl| sent.saturating_mul(1000).saturating_add(ttl)),
+        _ => None,
+    };
+    match (header, expiry) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

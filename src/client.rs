@@ -6,11 +6,11 @@
 //! on one client at once. `docs/PROTOCOL.md` shows the same in Python.
 
 use crate::protocol::{
-    decode_reply, encode_request, Reply, Request, CONTENT_TYPE, DIRECT_REPLY_TO,
+    decode_reply, encode_request, Reply, Request, CONTENT_TYPE, DEADLINE_HEADER, DIRECT_REPLY_TO,
 };
 use futures_util::StreamExt;
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions};
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,6 +56,8 @@ pub struct RawProps {
     pub reply_to: Option<String>,
     /// `content_type` (None: omitted).
     pub content_type: Option<String>,
+    /// The deadline header, in ms since the Unix epoch (None: omitted).
+    pub deadline_ms: Option<u64>,
 }
 
 impl Client {
@@ -138,6 +140,12 @@ impl Client {
         if let Some(v) = &props.content_type {
             p = p.with_content_type(v.as_str().into());
         }
+        if let Some(deadline) = props.deadline_ms {
+            let mut headers = FieldTable::default();
+            let value = AMQPValue::LongLongInt(i64::try_from(deadline).unwrap_or(i64::MAX));
+            headers.insert(DEADLINE_HEADER.into(), value);
+            p = p.with_headers(headers);
+        }
         self.channel
             .basic_publish(
                 "".into(),
@@ -175,6 +183,7 @@ impl RawProps {
             correlation_id: Some(correlation_id.into()),
             reply_to: Some(DIRECT_REPLY_TO.into()),
             content_type: Some(CONTENT_TYPE.into()),
+            deadline_ms: None,
         }
     }
 }

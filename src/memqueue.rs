@@ -45,6 +45,7 @@ impl MemQueue {
                 reply_to: Some(DIRECT_REPLY_TO.into()),
                 content_type: Some(CONTENT_TYPE.into()),
                 redelivered: false,
+                deadline_ms: None,
             },
             settle: Box::new(MemSettle {
                 waiters: self.waiters.clone(),

@@ -16,6 +16,10 @@ pub const VERSION: u32 = 1;
 /// The direct reply-to pseudo queue: replies to it are never stored on the broker.
 pub const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
 
+/// Optional header: the job's deadline, in milliseconds since the Unix epoch. A job picked up
+/// after it is answered `job.expired` without being rendered.
+pub const DEADLINE_HEADER: &str = "x-midnit-deadline-ms";
+
 /// A render request (the CBOR body of a job message).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

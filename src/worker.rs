@@ -36,6 +36,9 @@ pub struct Props {
     pub content_type: Option<String>,
     /// Whether the broker delivered this message before.
     pub redelivered: bool,
+    /// When the job stops being useful (ms since the Unix epoch): the deadline header, or the
+    /// message's `timestamp` + `expiration`, whichever is earlier.
+    pub deadline_ms: Option<u64>,
 }
 
 /// What became of a published reply.
@@ -271,6 +274,18 @@ async fn run_job(
             ErrorCode::RequestMalformed,
             "the message has no correlation_id",
         ));
+    }
+    if let Some(deadline) = props.deadline_ms {
+        let now = now_unix_ms();
+        if now > deadline {
+            return Err(JobError::new(
+                ErrorCode::JobExpired,
+                format!(
+                    "the job's deadline passed {} ms before it was picked up",
+                    now - deadline
+                ),
+            ));
+        }
     }
     let meta = Meta {
         content_type: props.content_type.clone(),

@@ -361,6 +361,7 @@ async fn replies_reach_a_named_reply_queue_and_a_vanished_one_is_counted_then_ac
         correlation_id: Some("named-1".into()),
         reply_to: Some(reply_queue.clone()),
         content_type: Some("application/cbor".into()),
+        deadline_ms: None,
     };
     client.send_raw(&body, &props).await.unwrap();
     let got = wait_get(&ch, &reply_queue).await;
@@ -405,9 +406,8 @@ async fn a_message_without_reply_to_is_dead_lettered_without_a_reply() {
     let good = samples::jpeg(&samples::figure_photo(64, 48, 3), 90);
     let body = body_of(&request(good, vec![output("t", "png", None, None)]));
     let props = RawProps {
-        correlation_id: Some("orphan".into()),
         reply_to: None,
-        content_type: Some("application/cbor".into()),
+        ..RawProps::request("orphan")
     };
     client.send_raw(&body, &props).await.unwrap();
     let conn = lapin::Connection::connect(&amqp_url(), Default::default())
@@ -532,4 +532,38 @@ async fn wait_until(mut cond: impl FnMut() -> bool) {
         assert!(std::time::Instant::now() < deadline, "condition never held");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_past_its_deadline_is_answered_expired_without_rendering() {
+    let w = spawn_worker("deadline").await;
+    let client = w.client().await;
+    let body = body_of(&request(
+        samples::jpeg(&samples::figure_photo(64, 48, 3), 90),
+        vec![output("t", "png", None, None)],
+    ));
+    let now = midnit_worker::wipe::now_unix_ms();
+    for (deadline, expect) in [(now - 1_000, "job.expired"), (now + 600_000, "ok")] {
+        let id = client.new_correlation_id();
+        let props = RawProps {
+            deadline_ms: Some(deadline),
+            ..RawProps::request(&id)
+        };
+        let rx = client.send_raw(&body, &props).await.unwrap();
+        let reply = midnit_worker::protocol::decode_reply(
+            &midnit_worker::client::Client::await_raw(rx, REPLY)
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(error_code(&reply), expect);
+        if expect != "ok" {
+            assert!(
+                reply.receipt.entry("pixels.photo.decoded").is_none(),
+                "nothing was decoded"
+            );
+        }
+    }
+    client.close().await;
+    w.stop().await;
 }

@@ -161,7 +161,11 @@ async fn submit_sends_a_request_file_and_writes_the_outputs_and_receipt() {
     })
     .await
     .unwrap();
-    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
     let summary: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
     assert_eq!(summary["status"], "ok");
     assert!(summary["receipt"]["wiped_bytes"].as_u64().unwrap() > 0);
@@ -183,11 +187,28 @@ fn the_demo_runs_with_no_broker_over_the_in_process_queue() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&result.stdout);
-    assert!(result.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&result.stderr));
+    assert!(
+        result.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
     assert!(stdout.contains("in-process queue"), "{stdout}");
-    let lines: Vec<&str> = stdout.lines().filter(|l| l.contains(" ms  wiped")).collect();
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains(" ms  wiped"))
+        .collect();
     assert_eq!(lines.len(), 6, "{stdout}");
-    assert_eq!(lines.iter().filter(|l| l.trim_start().starts_with("ok")).count(), 4, "{stdout}");
-    assert!(stdout.contains("limits.pixels") && stdout.contains("input.undecodable"), "{stdout}");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.trim_start().starts_with("ok"))
+            .count(),
+        4,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("limits.pixels") && stdout.contains("input.undecodable"),
+        "{stdout}"
+    );
     assert!(out.path().join("thumb.jpg").exists());
 }
