@@ -246,7 +246,8 @@ impl Config {
         Ok(config)
     }
 
-    fn from_file(path: &Path) -> Result<Self, ConfigError> {
+    /// Reads a TOML file over the defaults (no environment, no flags).
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.into(),
             source,
