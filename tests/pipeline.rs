@@ -121,23 +121,98 @@ fn a_display_p3_photo_is_converted_to_srgb() {
 }
 
 #[test]
-fn a_profile_that_cannot_be_converted_is_kept_not_dropped() {
-    // A grey profile on RGB pixels does not describe them: it cannot be converted, so it is
-    // embedded unchanged.
-    let grey = moxcms::ColorProfile::new_gray_with_gamma(2.2)
-        .encode()
-        .unwrap();
+fn a_profile_the_converter_cannot_read_is_kept_not_dropped() {
+    let unknown = b"a profile from an ICC version the converter cannot parse".to_vec();
     for format in ["png", "jpeg", "webp"] {
-        let out = run(png_with_profile([200, 60, 40], grey.clone()), format).unwrap();
-        let decoded = image::ImageReader::new(std::io::Cursor::new(out.outputs[0].data.as_slice()))
+        let out = run(png_with_profile([200, 60, 40], unknown.clone()), format).unwrap();
+        let bytes = out.outputs[0].data.as_slice();
+        let decoded = image::ImageReader::new(std::io::Cursor::new(bytes))
             .with_guessed_format()
             .unwrap();
         let mut decoder = decoded.into_decoder().unwrap();
         use image::ImageDecoder;
-        assert_eq!(
-            decoder.icc_profile().unwrap().as_deref(),
-            Some(&grey[..]),
-            "{format}"
-        );
+        let kept = decoder.icc_profile().unwrap();
+        assert_eq!(kept.as_deref(), Some(&unknown[..]), "{format}");
     }
+}
+
+/// A synthetic CMYK profile whose colours have nothing to do with the naive formula: each
+/// corner of the ink cube gets its own colour, so the result shows both that the profile was
+/// used and that ink amounts (not inverted values) were fed to it.
+fn odd_cmyk_profile() -> Vec<u8> {
+    use moxcms::{
+        ColorProfile, DataColorSpace, LutDataType, LutStore, LutType, LutWarehouse, Matrix3d,
+        ProfileClass,
+    };
+    let identity: Vec<u8> = (0..=255).collect();
+    let lut = LutDataType {
+        num_input_channels: 4,
+        num_output_channels: 3,
+        num_clut_grid_points: 2,
+        matrix: Matrix3d::IDENTITY,
+        num_input_table_entries: 256,
+        num_output_table_entries: 256,
+        input_table: LutStore::Store8(identity.repeat(4)),
+        clut_table: LutStore::Store8(
+            (0..16u8)
+                .flat_map(|i| [40 + i * 12, 255 - i * 15, i * 16])
+                .collect(),
+        ),
+        output_table: LutStore::Store8(identity.repeat(3)),
+        lut_type: LutType::Lut8,
+    };
+    let srgb = ColorProfile::new_srgb();
+    let mut profile = ColorProfile::default();
+    profile.color_space = DataColorSpace::Cmyk;
+    profile.pcs = DataColorSpace::Lab;
+    profile.profile_class = ProfileClass::OutputDevice;
+    profile.white_point = srgb.white_point;
+    profile.media_white_point = srgb.media_white_point;
+    profile.lut_a_to_b_perceptual = Some(LutWarehouse::Lut(lut));
+    profile.encode().unwrap()
+}
+
+#[test]
+fn a_cmyk_jpeg_with_a_cmyk_profile_is_converted_through_that_profile() {
+    let cmyk: Vec<u8> = [0u8, 255, 255, 0].repeat(16 * 16); // red ink, by the naive formula
+    let mut jpeg = Vec::new();
+    let mut enc = jpeg_encoder::Encoder::new(&mut jpeg, 95);
+    let icc = odd_cmyk_profile();
+    enc.add_icc_profile(&icc).unwrap();
+    enc.encode(&cmyk, 16, 16, jpeg_encoder::ColorType::Cmyk)
+        .unwrap();
+    let out = run(jpeg, "png").unwrap();
+    let px = center_rgb(&out);
+    let through_profile = |ink: [u8; 4]| {
+        let profile = moxcms::ColorProfile::new_from_slice(&icc).unwrap();
+        let srgb = moxcms::ColorProfile::new_srgb();
+        let t = profile
+            .create_transform_8bit(
+                moxcms::Layout::Rgba,
+                &srgb,
+                moxcms::Layout::Rgb,
+                Default::default(),
+            )
+            .unwrap();
+        let mut rgb = [0u8; 3];
+        t.transform(&ink, &mut rgb).unwrap();
+        rgb
+    };
+    let expected = through_profile([0, 255, 255, 0]);
+    let inverted = through_profile([255, 0, 0, 255]);
+    assert!(
+        !close(expected, inverted, 20),
+        "the test profile must tell the two apart"
+    );
+    assert!(
+        close(px, expected, 4),
+        "through the profile: got {px:?}, want {expected:?}"
+    );
+    assert!(!close(px, [255, 0, 0], 40), "not the naive red: {px:?}");
+    let has_iccp = out.outputs[0]
+        .data
+        .as_slice()
+        .windows(4)
+        .any(|w| w == b"iCCP");
+    assert!(!has_iccp, "a CMYK profile never lands on an RGB output");
 }

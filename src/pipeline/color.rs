@@ -1,6 +1,8 @@
 //! Colour: outputs are sRGB. An input with an embedded ICC profile is converted to sRGB; a
-//! profile that cannot be converted (unparseable, or a kind the converter does not handle) is
-//! embedded in the outputs instead. A profile is never silently dropped.
+//! profile the converter cannot read or apply is embedded in the outputs unchanged, so viewers
+//! still see the colours it describes. A grey profile on grey pixels is kept as it is. A
+//! profile that cannot describe the decoded pixels at all (a grey profile on colour pixels) is
+//! malformed and not applied. CMYK profiles are applied while decoding ([`super::cmyk`]).
 
 use super::pixels::{Layout, Pixels};
 use crate::wipe::Ledger;
@@ -33,9 +35,23 @@ impl ColorPlan {
     /// Decides from the embedded profile (if any) and the decoded layout.
     pub fn new(icc: Option<Vec<u8>>, layout: Layout) -> Self {
         let Some(icc) = icc else { return Self::Srgb };
-        match transform_to_srgb(&icc, layout) {
-            Some(t) => Self::Convert(t),
-            None => Self::Keep(icc),
+        let Ok(profile) = ColorProfile::new_from_slice(&icc) else {
+            return Self::Keep(icc);
+        };
+        let moxcms_layout = match (layout, profile.color_space) {
+            (Layout::Rgb8, DataColorSpace::Rgb) => moxcms::Layout::Rgb,
+            (Layout::Rgba8, DataColorSpace::Rgb) => moxcms::Layout::Rgba,
+            (Layout::L8, DataColorSpace::Gray) => return Self::Keep(icc),
+            _ => {
+                tracing::info!("embedded ICC profile does not describe the pixels; not applied");
+                return Self::Srgb;
+            }
+        };
+        let srgb = ColorProfile::new_srgb();
+        let options = TransformOptions::default();
+        match profile.create_transform_8bit(moxcms_layout, &srgb, moxcms_layout, options) {
+            Ok(t) => Self::Convert(t),
+            Err(_) => Self::Keep(icc),
         }
     }
 
@@ -61,24 +77,4 @@ impl ColorPlan {
             Err(_) => pixels,
         }
     }
-}
-
-fn transform_to_srgb(icc: &[u8], layout: Layout) -> Option<Transform> {
-    let src = ColorProfile::new_from_slice(icc).ok()?;
-    let moxcms_layout = match (layout, src.color_space) {
-        (Layout::Rgb8, DataColorSpace::Rgb) => moxcms::Layout::Rgb,
-        (Layout::Rgba8, DataColorSpace::Rgb) => moxcms::Layout::Rgba,
-        // Grey profiles, and profiles that do not describe these pixels, are kept.
-        _ => return None,
-    };
-    let srgb = ColorProfile::new_srgb();
-    let t = src
-        .create_transform_8bit(
-            moxcms_layout,
-            &srgb,
-            moxcms_layout,
-            TransformOptions::default(),
-        )
-        .ok()?;
-    Some(t)
 }

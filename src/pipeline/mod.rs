@@ -4,6 +4,7 @@
 //! executor can run it in-process or in a child process alike. Every buffer it creates is a
 //! ledgered [`crate::wipe::SecretBuf`], so the job's receipt lists what it held.
 
+pub mod cmyk;
 pub mod color;
 pub mod decode;
 pub mod encode;
