@@ -216,3 +216,76 @@ fn a_cmyk_jpeg_with_a_cmyk_profile_is_converted_through_that_profile() {
         .any(|w| w == b"iCCP");
     assert!(!has_iccp, "a CMYK profile never lands on an RGB output");
 }
+
+fn run_with(input: Vec<u8>, limits: &Limits, recipe: bool) -> Result<Rendered, JobError> {
+    let req = Request {
+        v: 1,
+        inputs: [("photo".to_string(), serde_bytes::ByteBuf::from(input))].into(),
+        recipe: recipe.then(|| ciborium::Value::Map(vec![])),
+        outputs: vec![OutputSpec {
+            name: "o".into(),
+            format: "png".into(),
+            width: Some(16),
+            ..Default::default()
+        }],
+    };
+    let ledger = Ledger::new();
+    let body = SecretBuf::new(encode_request(&req), "request.body", &ledger);
+    let job = intake(body, &Meta::default(), limits, None, &ledger)?;
+    render(&job, limits)
+}
+
+#[test]
+fn size_limits_on_the_body_and_each_input_are_enforced_before_decoding() {
+    let photo = midnit_worker::samples::jpeg(&midnit_worker::samples::figure_photo(64, 48, 1), 90);
+    let small_body = Limits {
+        max_body_bytes: 1_000,
+        ..Limits::default()
+    };
+    let err = run_with(photo.clone(), &small_body, false).unwrap_err();
+    assert_eq!(err.code.as_str(), "request.too_large");
+    let small_input = Limits {
+        max_input_bytes: 1_000,
+        ..Limits::default()
+    };
+    let err = run_with(photo.clone(), &small_input, false).unwrap_err();
+    assert_eq!(err.code.as_str(), "input.too_large");
+    let err = run_with(photo, &Limits::default(), true).unwrap_err();
+    assert_eq!(err.code.as_str(), "recipe.invalid");
+}
+
+#[test]
+fn twelve_hundred_corrupted_inputs_get_typed_errors_and_never_panic() {
+    use midnit_worker::samples::{figure_cutout, figure_photo, gif, jpeg, png, webp, Rng};
+    let seeds = [
+        jpeg(&figure_photo(48, 32, 1), 85),
+        png(&figure_cutout(32, 32, 2)),
+        webp(&figure_cutout(32, 32, 3)),
+        gif(&figure_cutout(32, 32, 4)),
+    ];
+    let mut rng = Rng::new(42);
+    let mut outcomes = std::collections::BTreeMap::new();
+    for seed in &seeds {
+        for _ in 0..300 {
+            let mut bytes = seed.clone();
+            for _ in 0..1 + rng.next_u64() % 8 {
+                let at = (rng.next_u64() as usize) % bytes.len();
+                bytes[at] = rng.byte();
+            }
+            if rng.next_u64() % 4 == 0 {
+                let keep = (rng.next_u64() as usize) % bytes.len();
+                bytes.truncate(keep.max(1));
+            }
+            let outcome = match run_with(bytes, &Limits::default(), false) {
+                Ok(_) => "ok".to_string(),
+                Err(e) => e.code.as_str().to_string(),
+            };
+            *outcomes.entry(outcome).or_insert(0) += 1;
+        }
+    }
+    assert!(!outcomes.contains_key("internal"), "{outcomes:?}");
+    assert!(
+        outcomes.len() > 1,
+        "mutations should produce errors too: {outcomes:?}"
+    );
+}
