@@ -250,16 +250,6 @@ fn check_inputs(
     spill: Option<Spill<'_>>,
     ledger: &Ledger,
 ) -> Result<Vec<Input>, JobError> {
-    if inputs.len() > limits.max_inputs {
-        return Err(JobError::new(
-            ErrorCode::LimitsInputs,
-            format!(
-                "{} inputs, the limit is {}",
-                inputs.len(),
-                limits.max_inputs
-            ),
-        ));
-    }
     let mut checked = Vec::with_capacity(inputs.len());
     for (name, bytes) in inputs {
         let header = check_input(&name, &bytes, limits)?;

@@ -38,6 +38,26 @@ async fn client_for(queue: &str) -> Client {
     Client::connect(&amqp_url(), queue).await.unwrap()
 }
 
+/// A worker binary with one slow job in flight; the receiver gets that job's reply.
+async fn slow_job_in_flight(
+    queue: &str,
+) -> (
+    BinaryWorker,
+    Client,
+    tokio::sync::oneshot::Receiver<Vec<u8>>,
+) {
+    let worker = spawn_binary(queue, 1);
+    let client = client_for(queue).await;
+    let id = client.new_correlation_id();
+    let props = midnit_worker::client::RawProps::request(&id);
+    let rx = client
+        .send_raw(&body_of(&slow_job()), &props)
+        .await
+        .unwrap();
+    worker.wait_for_log("job received", 1);
+    (worker, client, rx)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_jobs_in_flight_replies_to_all_and_exits_zero() {
     let queue = unique_queue("sigterm");
@@ -67,15 +87,7 @@ async fn sigterm_finishes_jobs_in_flight_replies_to_all_and_exits_zero() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_signal_exits_at_once_and_the_job_is_answered_by_another_worker() {
     let queue = unique_queue("twosignals");
-    let mut first = spawn_binary(&queue, 1);
-    let client = client_for(&queue).await;
-    let id = client.new_correlation_id();
-    let body = body_of(&slow_job());
-    let rx = client
-        .send_raw(&body, &midnit_worker::client::RawProps::request(&id))
-        .await
-        .unwrap();
-    first.wait_for_log("job received", 1);
+    let (mut first, _client, rx) = slow_job_in_flight(&queue).await;
     first.signal(libc::SIGTERM);
     first.wait_for_log("signal received", 1);
     first.signal(libc::SIGTERM);
@@ -103,15 +115,7 @@ async fn a_second_signal_exits_at_once_and_the_job_is_answered_by_another_worker
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_job_loses_nothing_a_second_worker_answers() {
     let queue = unique_queue("sigkill");
-    let mut first = spawn_binary(&queue, 1);
-    let client = client_for(&queue).await;
-    let id = client.new_correlation_id();
-    let body = body_of(&slow_job());
-    let rx = client
-        .send_raw(&body, &midnit_worker::client::RawProps::request(&id))
-        .await
-        .unwrap();
-    first.wait_for_log("job received", 1);
+    let (mut first, _client, rx) = slow_job_in_flight(&queue).await;
     first.signal(libc::SIGKILL);
     let status = first.wait_exit();
     assert_eq!(status.code(), None, "killed by a signal");
