@@ -83,8 +83,30 @@ fn redact_url(url: &str) -> String {
     }
 }
 
+/// Where jobs are rendered.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutorKind {
+    /// A single-use child process per job, under kernel limits (the default).
+    Isolated,
+    /// The worker's own blocking threads (for `render`, benchmarks and debugging).
+    InProcess,
+}
+
+impl std::str::FromStr for ExecutorKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "isolated" => Ok(Self::Isolated),
+            "in_process" => Ok(Self::InProcess),
+            _ => Err(format!("`{s}` is not isolated or in_process")),
+        }
+    }
+}
+
 /// Limits every job is held to. Each breach is a typed error reply, never a crash.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Largest request body accepted, in bytes.
@@ -107,6 +129,9 @@ pub struct Limits {
     pub max_output_pixels: u64,
     /// Wall-clock limit of one job's rendering, in seconds.
     pub max_job_seconds: u64,
+    /// Most address space one renderer process may use, in bytes (isolated executor; each job
+    /// gets less when its inputs are small).
+    pub max_job_memory_bytes: u64,
 }
 
 impl Default for Limits {
@@ -122,6 +147,7 @@ impl Default for Limits {
             max_output_dimension: 8_192,
             max_output_pixels: 40_000_000,
             max_job_seconds: 60,
+            max_job_memory_bytes: 4 << 30,
         }
     }
 }
@@ -155,6 +181,11 @@ pub struct Config {
     pub drain_timeout_secs: u64,
     /// Seconds to wait for the broker to confirm a reply.
     pub reply_confirm_timeout_secs: u64,
+    /// Where jobs are rendered: `isolated` (a single-use child process per job) or
+    /// `in_process` (the worker's own threads).
+    pub executor: ExecutorKind,
+    /// The binary run as renderer by the isolated executor (default: this executable).
+    pub renderer_binary: Option<PathBuf>,
     /// Limits every job is held to.
     pub limits: Limits,
 }
@@ -171,6 +202,8 @@ impl Default for Config {
             spill_threshold_bytes: 8 << 20,
             drain_timeout_secs: 30,
             reply_confirm_timeout_secs: 10,
+            executor: ExecutorKind::Isolated,
+            renderer_binary: None,
             limits: Limits::default(),
         }
     }
@@ -215,6 +248,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("max_output_dimension", "largest output width or height"),
     ("max_output_pixels", "most pixels per output"),
     ("max_job_seconds", "wall-clock limit of one job"),
+    (
+        "max_job_memory_bytes",
+        "most memory of one renderer process",
+    ),
 ];
 
 fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError>
@@ -289,6 +326,8 @@ impl Config {
             "spill_threshold_bytes" => self.spill_threshold_bytes = parse(key, value)?,
             "drain_timeout_secs" => self.drain_timeout_secs = parse(key, value)?,
             "reply_confirm_timeout_secs" => self.reply_confirm_timeout_secs = parse(key, value)?,
+            "executor" => self.executor = parse(key, value)?,
+            "renderer_binary" => self.renderer_binary = Some(PathBuf::from(value.trim())),
             "max_body_bytes" => l.max_body_bytes = parse(key, value)?,
             "max_inputs" => l.max_inputs = parse(key, value)?,
             "max_input_bytes" => l.max_input_bytes = parse(key, value)?,
@@ -299,6 +338,7 @@ impl Config {
             "max_output_dimension" => l.max_output_dimension = parse(key, value)?,
             "max_output_pixels" => l.max_output_pixels = parse(key, value)?,
             "max_job_seconds" => l.max_job_seconds = parse(key, value)?,
+            "max_job_memory_bytes" => l.max_job_memory_bytes = parse(key, value)?,
             _ => return Err(ConfigError::UnknownKey(key.into())),
         }
         Ok(())
@@ -405,6 +445,8 @@ mod tests {
             let value = match *key {
                 "amqp_url" => "amqp://u:p@h:1/%2f",
                 "queue" | "dead_letter_exchange" | "dead_letter_queue" | "spill_dir" => "x",
+                "renderer_binary" => "/bin/x",
+                "executor" => "in_process",
                 _ => "5",
             };
             Config::default().set(key, value).unwrap();

@@ -6,7 +6,6 @@
 
 use crate::client::Client;
 use crate::config::Config;
-use crate::executor::InProcess;
 use crate::memqueue::mem_queue;
 use crate::protocol::{decode_reply, encode_request, OutputSpec, Reply, Request, Status};
 use crate::request_file::write_outputs;
@@ -160,7 +159,7 @@ async fn remove_demo_topology(config: &Config) -> anyhow::Result<()> {
 
 async fn run_in_process(config: Config, jobs: &[DemoJob], out_dir: &Path) -> anyhow::Result<()> {
     let (spill, _) = SpillDir::prepare(&config.spill_dir)?;
-    let executor = Arc::new(InProcess::new(config.limits.clone(), config.concurrency));
+    let executor = crate::executor::from_config(&config)?;
     let shared = Arc::new(Shared {
         config,
         spill,

@@ -57,6 +57,9 @@ pub enum InputData {
     Memory(SecretBuf),
     /// In a spill file (large inputs).
     Spilled(SpillFile),
+    /// In a spill file owned (and wiped) by another process: the worker, seen from its
+    /// renderer child.
+    SpillPath(std::path::PathBuf),
 }
 
 impl std::fmt::Debug for InputData {
@@ -64,6 +67,7 @@ impl std::fmt::Debug for InputData {
         match self {
             Self::Memory(b) => write!(f, "Memory({} bytes)", b.len()),
             Self::Spilled(s) => write!(f, "Spilled({} bytes)", s.len()),
+            Self::SpillPath(_) => f.write_str("SpillPath"),
         }
     }
 }
@@ -118,6 +122,26 @@ pub struct OutputPlan {
     pub quality: u8,
     /// May the output be larger than the source.
     pub upscale: bool,
+}
+
+impl OutputPlan {
+    /// The request form of this plan (to hand a checked job to another process).
+    pub fn to_spec(&self) -> OutputSpec {
+        let fit = match self.fit {
+            Fit::Contain => "contain",
+            Fit::Cover => "cover",
+            Fit::Fill => "fill",
+        };
+        OutputSpec {
+            name: self.name.clone(),
+            format: self.format.as_str().into(),
+            width: self.width,
+            height: self.height,
+            fit: Some(fit.into()),
+            quality: Some(self.quality),
+            upscale: Some(self.upscale),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -322,7 +346,8 @@ pub fn check_header(name: &str, h: &Header, limits: &Limits) -> Result<(), JobEr
     Ok(())
 }
 
-fn plan_outputs(specs: &[OutputSpec], limits: &Limits) -> Result<Vec<OutputPlan>, JobError> {
+/// Checks the requested outputs and turns them into plans.
+pub fn plan_outputs(specs: &[OutputSpec], limits: &Limits) -> Result<Vec<OutputPlan>, JobError> {
     if specs.is_empty() {
         return Err(invalid("`outputs` is empty: ask for at least one output"));
     }

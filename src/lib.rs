@@ -5,8 +5,9 @@
 //!
 //! 1. [`intake`] — AMQP properties and the CBOR body become a typed [`intake::Job`]; every
 //!    limit that can be checked without decoding is checked ([`pipeline::probe`] reads headers).
-//! 2. [`executor`] — runs the pure [`pipeline::render`] (decode → resize → encode), in-process
-//!    on the blocking pool, with a wall-clock limit and panics caught.
+//! 2. [`executor`] — runs the pure [`pipeline::render`] (decode → resize → encode): by default
+//!    in a single-use renderer process per job under kernel limits ([`executor::Isolated`]),
+//!    or in-process on the blocking pool ([`executor::InProcess`]).
 //! 3. [`worker`] — seals the reply (outputs copied, then wiped, then the receipt taken),
 //!    publishes it through [`broker`] with confirms, then acks. One place decides ack,
 //!    requeue or reject.

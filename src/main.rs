@@ -2,7 +2,7 @@
 //! hand over to the library.
 
 use clap::{Parser, Subcommand};
-use midnit_worker::{commands, config::Config, demo, telemetry, wipe::ZeroingAlloc};
+use midnit_worker::{commands, config::Config, demo, executor, telemetry, wipe::ZeroingAlloc};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -79,6 +79,11 @@ fn parse_set(s: &str) -> Result<(String, String), String> {
 }
 
 fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some(executor::child::CHILD_COMMAND) {
+        // A renderer: no logging, no runtime; panics are caught and answered by the pipeline.
+        std::panic::set_hook(Box::new(|_| {}));
+        std::process::exit(executor::child::run_child());
+    }
     let cli = Cli::parse();
     telemetry::init(cli.log_json);
     let mut sets = cli.sets.clone();

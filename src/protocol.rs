@@ -143,6 +143,8 @@ pub enum ErrorCode {
     LimitsFrames,
     /// An output is larger than allowed, or there are too many outputs.
     LimitsOutput,
+    /// Rendering needed more memory than the job's memory limit allows.
+    LimitsMemory,
     /// The recipe is invalid.
     RecipeInvalid,
     /// The job's deadline passed before it was picked up.
@@ -155,7 +157,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 17] = [
         Self::RequestMalformed,
         Self::RequestUnsupportedVersion,
         Self::RequestTooLarge,
@@ -168,6 +170,7 @@ impl ErrorCode {
         Self::LimitsPixels,
         Self::LimitsFrames,
         Self::LimitsOutput,
+        Self::LimitsMemory,
         Self::RecipeInvalid,
         Self::JobExpired,
         Self::JobTimeout,
@@ -189,11 +192,17 @@ impl ErrorCode {
             Self::LimitsPixels => "limits.pixels",
             Self::LimitsFrames => "limits.frames",
             Self::LimitsOutput => "limits.output",
+            Self::LimitsMemory => "limits.memory",
             Self::RecipeInvalid => "recipe.invalid",
             Self::JobExpired => "job.expired",
             Self::JobTimeout => "job.timeout",
             Self::Internal => "internal",
         }
+    }
+
+    /// The code with this wire form.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
     }
 
     /// Whether the same request may succeed if sent again. Only worker-side failures are.

@@ -2,7 +2,7 @@
 
 use crate::broker::{self, BrokerError, Consuming};
 use crate::config::Config;
-use crate::executor::{Executor, InProcess};
+use crate::executor::Executor;
 use crate::wipe::{SpillDir, SpillError};
 use crate::worker::{accept, drain, Drained, Incoming, Shared, Stats, Stopped};
 use futures_util::Stream;
@@ -20,6 +20,9 @@ pub enum ServeError {
     /// The broker is unreachable or refused the topology.
     #[error(transparent)]
     Broker(#[from] BrokerError),
+    /// The renderer binary cannot be located.
+    #[error("cannot locate the renderer binary: {0}")]
+    Executor(std::io::Error),
     /// The broker connection ended while serving; unacked jobs go back to the queue.
     #[error("the broker connection was lost; unacked jobs return to the queue")]
     ConnectionLost,
@@ -38,9 +41,9 @@ pub struct Worker {
 
 impl Worker {
     /// Prepares the spill directory, connects, declares the topology and starts consuming,
-    /// rendering with the default (in-process) executor.
+    /// rendering with the configured executor.
     pub async fn start(config: Config) -> Result<Self, ServeError> {
-        let executor = Arc::new(InProcess::new(config.limits.clone(), config.concurrency));
+        let executor = crate::executor::from_config(&config).map_err(ServeError::Executor)?;
         Self::start_with(config, executor).await
     }
 

@@ -567,3 +567,70 @@ async fn a_job_past_its_deadline_is_answered_expired_without_rendering() {
     client.close().await;
     w.stop().await;
 }
+
+fn photo_12mp() -> Vec<u8> {
+    samples::jpeg(&samples::figure_photo(4000, 3000, 12), 92)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renderer_over_its_memory_limit_is_answered_limits_memory_and_the_worker_goes_on() {
+    let w = spawn_worker_with("memory", |c| c.limits.max_job_memory_bytes = 40 << 20, None).await;
+    let client = w.client().await;
+    let big = request(photo_12mp(), vec![output("t", "jpeg", Some(256), None)]);
+    let reply = render(&client, &big).await;
+    assert_eq!(error_code(&reply), "limits.memory", "{:?}", reply.error);
+    let small = request(
+        samples::jpeg(&samples::figure_photo(200, 150, 1), 90),
+        vec![output("t", "png", None, None)],
+    );
+    assert_eq!(render(&client, &small).await.status, Status::Ok);
+    client.close().await;
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renderer_past_its_time_limit_is_killed_and_answered_job_timeout() {
+    let w = spawn_worker_with("timeout", |c| c.limits.max_job_seconds = 1, None).await;
+    let client = w.client().await;
+    let slow = request(
+        photo_12mp(),
+        vec![
+            output("a", "png", None, None),
+            output("b", "webp", None, None),
+        ],
+    );
+    let reply = render(&client, &slow).await;
+    assert_eq!(error_code(&reply), "job.timeout", "{:?}", reply.error);
+    let small = request(
+        samples::jpeg(&samples::figure_photo(200, 150, 1), 90),
+        vec![output("t", "png", None, None)],
+    );
+    assert_eq!(render(&client, &small).await.status, Status::Ok);
+    client.close().await;
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_isolated_executor_pixels_live_and_die_in_the_renderer_process() {
+    let w = spawn_worker("isolated").await;
+    let client = w.client().await;
+    let reply = render(
+        &client,
+        &request(
+            samples::jpeg(&samples::figure_photo(300, 200, 5), 90),
+            vec![output("t", "png", Some(30), None)],
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, Status::Ok);
+    let decoded = reply.receipt.entry("pixels.photo.decoded").unwrap();
+    assert_eq!(decoded.process.as_deref(), Some("renderer"));
+    assert_eq!(decoded.bytes, 300 * 200 * 3);
+    let request_body = reply.receipt.entry("request.body").unwrap();
+    assert_eq!(
+        request_body.process, None,
+        "the delivery body is the worker's"
+    );
+    client.close().await;
+    w.stop().await;
+}

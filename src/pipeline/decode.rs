@@ -91,6 +91,12 @@ fn open(input: &Input) -> Result<InputReader<'_>, JobError> {
             })?;
             InputReader::Spilled(BufReader::new(f))
         }
+        InputData::SpillPath(path) => {
+            let f = std::fs::File::open(path).map_err(|e| {
+                JobError::new(ErrorCode::Internal, format!("reading spill file: {e}"))
+            })?;
+            InputReader::Spilled(BufReader::new(f))
+        }
     })
 }
 

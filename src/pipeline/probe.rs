@@ -5,7 +5,7 @@ use crate::protocol::{ErrorCode, JobError};
 use std::io::{BufRead, Cursor, Read, Seek};
 
 /// Formats this worker decodes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum InputFormat {
     /// JPEG (baseline and progressive; grey, YCbCr, CMYK).
     Jpeg,
@@ -30,7 +30,7 @@ impl InputFormat {
 }
 
 /// What an input's header declares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Header {
     /// The format, from magic bytes.
     pub format: InputFormat,

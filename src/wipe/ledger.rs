@@ -30,6 +30,10 @@ pub struct WipeEntry {
     /// Why the wipe failed (only with `method: failed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Which process held and wiped it: absent for the worker itself, `renderer` for the
+    /// single-use renderer process of the isolated executor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<String>,
 }
 
 /// The wipe ledger of one job. Cloning shares it. Entries are only added by the wiping code
@@ -50,6 +54,23 @@ impl Ledger {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(entry);
+    }
+
+    /// Adds the entries a renderer process's own wiping code reported, marked as its.
+    pub fn record_reported(&self, entries: Vec<WipeEntry>, process: &str) {
+        let mut all = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        for mut e in entries {
+            e.process = Some(process.to_owned());
+            all.push(e);
+        }
+    }
+
+    /// Every entry recorded so far.
+    pub fn entries(&self) -> Vec<WipeEntry> {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// A snapshot of what has been wiped so far.

@@ -39,6 +39,7 @@ pub fn wipe_in_place(bytes: &mut [u8], artifact: impl Into<String>, ledger: &Led
         method: WipeMethod::Zeroize,
         at_ms: now_unix_ms(),
         error: None,
+        process: None,
     });
 }
 

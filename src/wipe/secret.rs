@@ -106,6 +106,7 @@ impl Drop for SecretBuf {
             method: WipeMethod::Zeroize,
             at_ms: now_unix_ms(),
             error: None,
+            process: None,
         });
     }
 }

@@ -162,6 +162,7 @@ impl Drop for SpillFile {
             method,
             at_ms: now_unix_ms(),
             error,
+            process: None,
         });
     }
 }

@@ -38,6 +38,7 @@ pub fn config(test: &str, spill: &Path) -> Config {
         concurrency: 2,
         spill_dir: spill.join("spill"),
         drain_timeout_secs: 60,
+        renderer_binary: Some(env!("CARGO_BIN_EXE_midnit-worker").into()),
         ..Config::default()
     }
 }

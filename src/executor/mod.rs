@@ -5,6 +5,12 @@
 //! limit is answered `job.timeout` at once; its thread keeps its concurrency slot until it
 //! really ends, so the limit on parallel work holds.
 
+pub mod child;
+pub mod isolated;
+mod sandbox;
+
+pub use isolated::Isolated;
+
 use crate::config::Limits;
 use crate::intake::Job;
 use crate::pipeline::Rendered;
@@ -25,6 +31,28 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait Executor: Send + Sync + 'static {
     /// Renders `job`. The job (and every input it holds) is wiped before the result returns.
     fn execute(&self, job: Job) -> BoxFuture<'_, Result<Rendered, JobError>>;
+}
+
+/// The executor the configuration asks for.
+pub fn from_config(config: &crate::config::Config) -> std::io::Result<Arc<dyn Executor>> {
+    use crate::config::ExecutorKind;
+    let limits = config.limits.clone();
+    Ok(match config.executor {
+        ExecutorKind::InProcess => Arc::new(InProcess::new(limits, config.concurrency)),
+        ExecutorKind::Isolated => {
+            let binary = match &config.renderer_binary {
+                Some(path) => path.clone(),
+                None => std::env::current_exe()?,
+            };
+            let max_memory = limits.max_job_memory_bytes;
+            Arc::new(Isolated::new(
+                binary,
+                limits,
+                config.concurrency,
+                max_memory,
+            ))
+        }
+    })
 }
 
 /// Renders in this process, on the blocking thread pool.
