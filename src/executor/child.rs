@@ -149,6 +149,9 @@ fn decode_job(message: &SecretBuf, ledger: &Ledger) -> Result<(Job, Limits), Job
 
 /// Runs the renderer: stdin → render → stdout. The return value is the exit code.
 pub fn run_child() -> i32 {
+    if super::seccomp::confine().is_err() {
+        return 5;
+    }
     let ledger = Ledger::new();
     let mut message = SecretBuf::with_capacity(1 << 20, "renderer.request", &ledger);
     if std::io::copy(&mut std::io::stdin().lock(), &mut message).is_err() {

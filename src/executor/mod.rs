@@ -8,6 +8,7 @@
 pub mod child;
 pub mod isolated;
 mod sandbox;
+pub mod seccomp;
 
 pub use isolated::Isolated;
 
