@@ -86,6 +86,7 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     telemetry::init(cli.log_json);
+    telemetry::disable_core_dumps();
     let mut sets = cli.sets.clone();
     let shorthand = [
         ("amqp_url", cli.amqp_url.clone()),

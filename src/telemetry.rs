@@ -47,3 +47,20 @@ pub fn install_panic_hook() {
         tracing::error!(%location, "panic (message withheld: it may carry job data)");
     }));
 }
+
+/// No core files, and no ptrace or core dump by unprivileged processes: a crash must never
+/// write a job's pixels to disk. Called first thing by the binary, whatever the command.
+pub fn disable_core_dumps() {
+    let zero = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: setrlimit with a valid pointer; prctl with integer arguments only.
+    let ok = unsafe {
+        libc::setrlimit(libc::RLIMIT_CORE, &zero) == 0
+            && libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
+    };
+    if !ok {
+        tracing::warn!("could not disable core dumps");
+    }
+}

@@ -216,3 +216,18 @@ fn the_demo_runs_with_no_broker_over_the_in_process_queue() {
     );
     assert!(out.path().join("thumb.jpg").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_runs_with_core_dumps_disabled() {
+    let queue = unique_queue("nocore");
+    let worker = spawn_binary(&queue, 1);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", worker.child.id())).unwrap();
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap();
+    let fields: Vec<&str> = core.split_whitespace().collect();
+    assert_eq!(&fields[4..6], ["0", "0"], "{core}");
+    drop(worker);
+    cleanup(&queue).await;
+}

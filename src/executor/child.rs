@@ -149,6 +149,9 @@ fn decode_job(message: &SecretBuf, ledger: &Ledger) -> Result<(Job, Limits), Job
 
 /// Runs the renderer: stdin → render → stdout. The return value is the exit code.
 pub fn run_child() -> i32 {
+    // exec reset the dumpable flag the worker set before it: clear it again.
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     if super::seccomp::confine().is_err() {
         return 5;
     }

@@ -40,7 +40,6 @@ impl Sandbox {
         // SAFETY: prctl with integer arguments only.
         unsafe {
             check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
-            check(libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0))?;
             // Die with the worker: a renderer must never outlive its supervisor.
             check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0))?;
         }
