@@ -1,6 +1,6 @@
 //! The command-line commands, as library functions (`main.rs` only parses and dispatches).
 
-use crate::client::Client;
+use crate::client::{Client, RawProps};
 use crate::config::Config;
 use crate::executor::{Executor, InProcess};
 use crate::intake::{intake, Meta};
@@ -38,20 +38,50 @@ async fn on_signals(shutdown: CancellationToken) {
     std::process::exit(130);
 }
 
-/// `submit`: sends a request file through the broker and writes the reply's outputs.
+/// `submit`: sends a request file through the broker and writes the reply's outputs. Returns
+/// the reply and the correlation id it was sent with.
 pub async fn submit(
     config: &Config,
     request: &Path,
     out: &Path,
     timeout: Duration,
-) -> anyhow::Result<Reply> {
+) -> anyhow::Result<(Reply, String)> {
     let request = request_file::load(request)?;
     let client = Client::connect(config.amqp_url.expose(), &config.queue).await?;
-    let reply = client.render(&request, timeout).await;
+    let id = client.new_correlation_id();
+    let sent = client
+        .send_raw(&encode_request(&request), &RawProps::request(&id))
+        .await;
+    let bytes = match sent {
+        Ok(rx) => Client::await_raw(rx, timeout).await,
+        Err(e) => Err(e),
+    };
     client.close().await;
-    let reply = reply?;
+    let reply = crate::protocol::decode_reply(&bytes?)?;
     request_file::write_outputs(&reply, out)?;
-    Ok(reply)
+    Ok((reply, id))
+}
+
+/// `verify-receipt`: checks the signature of a receipt printed by `submit`. Returns the
+/// signer's public key.
+pub fn verify_receipt(file: &Path, trusted_key: Option<&str>) -> anyhow::Result<String> {
+    #[derive(serde::Deserialize)]
+    struct Printed {
+        correlation_id: Option<String>,
+        receipt: crate::wipe::Receipt,
+        signature: Option<crate::wipe::ReceiptSignature>,
+    }
+    let printed: Printed = serde_json::from_str(&std::fs::read_to_string(file)?)?;
+    let signature = printed
+        .signature
+        .ok_or_else(|| anyhow::anyhow!("the receipt is not signed"))?;
+    let key = crate::wipe::verify(
+        printed.correlation_id.as_deref(),
+        &printed.receipt,
+        &signature,
+        trusted_key,
+    )?;
+    Ok(key)
 }
 
 /// `render`: the same pipeline locally, no broker. Returns the reply a worker would send.
@@ -68,14 +98,15 @@ pub async fn render(config: &Config, request: &Path, out: &Path) -> anyhow::Resu
         Ok(job) => InProcess::new(config.limits.clone(), 1).execute(job).await,
         Err(e) => Err(e),
     };
-    let sealed = seal(result, &ledger, started);
+    let sealed = seal(result, &ledger, started, None);
     let reply = crate::protocol::decode_reply(sealed.body.as_slice())?;
     request_file::write_outputs(&reply, out)?;
     Ok(reply)
 }
 
-/// Prints a reply's outcome and receipt as JSON on stdout.
-pub fn print_reply(reply: &Reply, out: &Path) -> anyhow::Result<()> {
+/// Prints a reply's outcome, receipt and signature as JSON on stdout (the input of
+/// `verify-receipt`).
+pub fn print_reply(reply: &Reply, correlation_id: Option<&str>, out: &Path) -> anyhow::Result<()> {
     let outputs: Vec<_> = reply
         .outputs
         .iter()
@@ -91,7 +122,9 @@ pub fn print_reply(reply: &Reply, out: &Path) -> anyhow::Result<()> {
         "outputs": outputs,
         "written_to": out,
         "error": reply.error,
+        "correlation_id": correlation_id,
         "receipt": reply.receipt,
+        "signature": reply.signature,
     });
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())

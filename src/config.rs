@@ -186,6 +186,9 @@ pub struct Config {
     pub executor: ExecutorKind,
     /// The binary run as renderer by the isolated executor (default: this executable).
     pub renderer_binary: Option<PathBuf>,
+    /// File holding the receipt-signing key's 32-byte seed as 64 hex digits (default: a key
+    /// generated at start, its public key logged).
+    pub receipt_key_file: Option<PathBuf>,
     /// Limits every job is held to.
     pub limits: Limits,
 }
@@ -204,6 +207,7 @@ impl Default for Config {
             reply_confirm_timeout_secs: 10,
             executor: ExecutorKind::Isolated,
             renderer_binary: None,
+            receipt_key_file: None,
             limits: Limits::default(),
         }
     }
@@ -237,6 +241,12 @@ pub const KEYS: &[(&str, &str)] = &[
     (
         "reply_confirm_timeout_secs",
         "seconds to wait for a reply's confirm",
+    ),
+    ("executor", "isolated (child process per job) or in_process"),
+    ("renderer_binary", "binary run as renderer"),
+    (
+        "receipt_key_file",
+        "receipt-signing key seed, 64 hex digits",
     ),
     ("max_body_bytes", "largest request body"),
     ("max_inputs", "most inputs per request"),
@@ -328,6 +338,7 @@ impl Config {
             "reply_confirm_timeout_secs" => self.reply_confirm_timeout_secs = parse(key, value)?,
             "executor" => self.executor = parse(key, value)?,
             "renderer_binary" => self.renderer_binary = Some(PathBuf::from(value.trim())),
+            "receipt_key_file" => self.receipt_key_file = Some(PathBuf::from(value.trim())),
             "max_body_bytes" => l.max_body_bytes = parse(key, value)?,
             "max_inputs" => l.max_inputs = parse(key, value)?,
             "max_input_bytes" => l.max_input_bytes = parse(key, value)?,
@@ -445,12 +456,26 @@ mod tests {
             let value = match *key {
                 "amqp_url" => "amqp://u:p@h:1/%2f",
                 "queue" | "dead_letter_exchange" | "dead_letter_queue" | "spill_dir" => "x",
-                "renderer_binary" => "/bin/x",
+                "renderer_binary" | "receipt_key_file" => "/bin/x",
                 "executor" => "in_process",
                 _ => "5",
             };
             Config::default().set(key, value).unwrap();
         }
+    }
+
+    #[test]
+    fn every_key_of_the_example_file_and_only_those_are_listed() {
+        let example = include_str!("../deploy/worker.example.toml");
+        let mut in_file: Vec<&str> = example
+            .lines()
+            .map(|l| l.trim_start_matches('#').trim())
+            .filter_map(|l| l.split_once(" = ").map(|(k, _)| k.trim()))
+            .collect();
+        in_file.sort_unstable();
+        let mut listed: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
+        listed.sort_unstable();
+        assert_eq!(in_file, listed);
     }
 
     #[test]

@@ -160,11 +160,13 @@ async fn remove_demo_topology(config: &Config) -> anyhow::Result<()> {
 async fn run_in_process(config: Config, jobs: &[DemoJob], out_dir: &Path) -> anyhow::Result<()> {
     let (spill, _) = SpillDir::prepare(&config.spill_dir)?;
     let executor = crate::executor::from_config(&config)?;
+    let signer = Some(Arc::new(crate::serve::receipt_signer(&config)?));
     let shared = Arc::new(Shared {
         config,
         spill,
         executor,
         stats: Stats::default(),
+        signer,
     });
     let (queue, source) = mem_queue(16);
     let stop = CancellationToken::new();

@@ -65,6 +65,15 @@ enum Command {
         #[arg(long, default_value = "demo-out")]
         out: PathBuf,
     },
+    /// Check the signature of a receipt printed by `submit`.
+    VerifyReceipt {
+        /// The JSON printed by `submit`.
+        file: PathBuf,
+        /// The worker's public key (64 hex digits, as logged at its start). Without it, only
+        /// the signature's integrity is checked, not who made it.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
     /// Write the synthetic sample inputs used by docs/examples.
     Samples {
         /// Where to write them.
@@ -125,16 +134,25 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             out,
             timeout,
         } => {
-            let reply =
-                commands::submit(&config, &request, &out, Duration::from_secs(timeout)).await?;
-            commands::print_reply(&reply, &out)?;
+            let timeout = Duration::from_secs(timeout);
+            let (reply, id) = commands::submit(&config, &request, &out, timeout).await?;
+            commands::print_reply(&reply, Some(&id), &out)?;
         }
         Command::Render { request, out } => {
             let reply = commands::render(&config, &request, &out).await?;
-            commands::print_reply(&reply, &out)?;
+            commands::print_reply(&reply, None, &out)?;
         }
         Command::Demo { out } => demo::run(config, &out).await?,
         Command::Samples { out } => commands::samples(&out)?,
+        Command::VerifyReceipt { file, public_key } => {
+            let key = commands::verify_receipt(&file, public_key.as_deref())?;
+            let trust = if public_key.is_some() {
+                "the trusted key"
+            } else {
+                "key (not checked against a trusted one)"
+            };
+            println!("valid: receipt signed by {trust} {key}");
+        }
     }
     Ok(())
 }

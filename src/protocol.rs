@@ -60,9 +60,9 @@ pub struct OutputSpec {
     pub upscale: Option<bool>,
 }
 
-/// A reply: exactly one per delivered request with a usable `reply_to`.
+/// A reply: exactly one per delivered request with a usable `reply_to`. Unknown fields are
+/// ignored: v1 may add fields.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Reply {
     /// Contract version (1).
     pub v: u32,
@@ -76,6 +76,9 @@ pub struct Reply {
     pub error: Option<ErrorBody>,
     /// What the worker wiped for this job before sealing the reply.
     pub receipt: Receipt,
+    /// The worker's signature over the receipt and the correlation id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<crate::wipe::ReceiptSignature>,
 }
 
 /// Outcome of a job.
@@ -90,7 +93,6 @@ pub enum Status {
 
 /// One rendered image in a reply.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct OutputData {
     /// The requested output's name.
     pub name: String,
@@ -106,7 +108,6 @@ pub struct OutputData {
 
 /// The error of a failed job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ErrorBody {
     /// Stable dotted code, e.g. `input.undecodable`.
     pub code: String,

@@ -3,7 +3,7 @@
 use crate::broker::{self, BrokerError, Consuming};
 use crate::config::Config;
 use crate::executor::Executor;
-use crate::wipe::{SpillDir, SpillError};
+use crate::wipe::{KeyError, ReceiptSigner, SpillDir, SpillError};
 use crate::worker::{accept, drain, Drained, Incoming, Shared, Stats, Stopped};
 use futures_util::Stream;
 use std::sync::Arc;
@@ -20,6 +20,12 @@ pub enum ServeError {
     /// The broker is unreachable or refused the topology.
     #[error(transparent)]
     Broker(#[from] BrokerError),
+    /// The receipt key cannot be loaded.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// No random source for a fresh receipt key.
+    #[error("cannot generate a receipt key: {0}")]
+    KeyGen(std::io::Error),
     /// The renderer binary cannot be located.
     #[error("cannot locate the renderer binary: {0}")]
     Executor(std::io::Error),
@@ -29,6 +35,17 @@ pub enum ServeError {
     /// Shutdown gave up on jobs that did not finish in time; the broker redelivers them.
     #[error("{0} jobs did not finish within the drain timeout; the broker will redeliver them")]
     DrainTimeout(usize),
+}
+
+/// The receipt signer: from the configured key file, or a fresh key whose public half is
+/// logged (backends verify receipts against it).
+pub fn receipt_signer(config: &Config) -> Result<ReceiptSigner, ServeError> {
+    let signer = match &config.receipt_key_file {
+        Some(path) => ReceiptSigner::from_file(path)?,
+        None => ReceiptSigner::generate().map_err(ServeError::KeyGen)?,
+    };
+    info!(public_key = %signer.public_key_hex(), "receipts are signed with ed25519");
+    Ok(signer)
 }
 
 /// A worker connected to the broker and consuming.
@@ -64,11 +81,13 @@ impl Worker {
             broker = %config.amqp_url.redacted(),
             "consuming"
         );
+        let signer = Some(Arc::new(receipt_signer(&config)?));
         let shared = Arc::new(Shared {
             config,
             spill,
             executor,
             stats: Stats::default(),
+            signer,
         });
         Ok(Self {
             conn,

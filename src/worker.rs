@@ -9,7 +9,7 @@
 mod reply;
 mod stats;
 
-pub use reply::seal;
+pub use reply::{seal, Signing};
 pub use stats::{Stats, StatsSnapshot};
 
 use crate::config::Config;
@@ -17,7 +17,7 @@ use crate::executor::{BoxFuture, Executor};
 use crate::intake::{intake, Meta, Spill};
 use crate::pipeline::Rendered;
 use crate::protocol::{ErrorCode, JobError};
-use crate::wipe::{now_unix_ms, Ledger, SecretBuf, SpillDir};
+use crate::wipe::{now_unix_ms, Ledger, ReceiptSigner, SecretBuf, SpillDir};
 use futures_util::{Stream, StreamExt};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -91,6 +91,8 @@ pub struct Shared {
     pub executor: Arc<dyn Executor>,
     /// Counters.
     pub stats: Stats,
+    /// Signs every receipt.
+    pub signer: Option<Arc<ReceiptSigner>>,
 }
 
 /// How a drain ended.
@@ -184,7 +186,11 @@ pub async fn handle(incoming: Incoming, shared: Arc<Shared>) {
         };
         let result = run_job(body, &props, &shared, &ledger).await;
         let outcome = Outcome::of(&result);
-        let sealed = seal(result, &ledger, started_ms);
+        let signing = shared
+            .signer
+            .as_deref()
+            .map(|s| (s, props.correlation_id.as_deref()));
+        let sealed = seal(result, &ledger, started_ms, signing);
         let reply_at = Instant::now();
         let published = settle
             .reply(

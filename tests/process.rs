@@ -177,6 +177,33 @@ async fn submit_sends_a_request_file_and_writes_the_outputs_and_receipt() {
         let bytes = std::fs::read(out.path().join(file)).unwrap();
         image::load_from_memory(&bytes).unwrap();
     }
+    // The printed receipt is signed by the worker's key, and an edited one is refused.
+    let key = w.shared.signer.as_ref().unwrap().public_key_hex();
+    let printed = out.path().join("receipt.json");
+    std::fs::write(&printed, &result.stdout).unwrap();
+    let verify = |file: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_midnit-worker"))
+            .args(["verify-receipt", "--public-key", &key])
+            .arg(file)
+            .output()
+            .unwrap()
+    };
+    let good = verify(&printed);
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    assert!(String::from_utf8_lossy(&good.stdout).contains(&key));
+    let mut edited = summary.clone();
+    let bytes = edited["receipt"]["wiped_bytes"].as_u64().unwrap();
+    edited["receipt"]["wiped_bytes"] = (bytes + 1).into();
+    let forged = out.path().join("forged.json");
+    std::fs::write(&forged, serde_json::to_vec(&edited).unwrap()).unwrap();
+    assert!(
+        !verify(&forged).status.success(),
+        "an edited receipt must not verify"
+    );
     w.stop().await;
 }
 

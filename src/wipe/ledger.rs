@@ -17,7 +17,6 @@ pub enum WipeMethod {
 
 /// One destroyed artifact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct WipeEntry {
     /// What it was: `request.body`, `input.photo`, `pixels.photo.decoded`, `output.thumb`, …
     pub artifact: String,
@@ -86,7 +85,6 @@ impl Ledger {
 
 /// What was wiped for one job, when and how; carried in every reply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Receipt {
     /// When the worker received the job (ms since the Unix epoch).
     pub started_at_ms: u64,

@@ -13,11 +13,13 @@
 mod alloc;
 mod ledger;
 mod secret;
+mod signing;
 mod spill;
 
 pub use alloc::{zeroing_enabled, ZeroingAlloc};
 pub use ledger::{Ledger, Receipt, WipeEntry, WipeMethod};
 pub use secret::SecretBuf;
+pub use signing::{signed_bytes, verify, KeyError, ReceiptSignature, ReceiptSigner, VerifyError};
 pub use spill::{SpillDir, SpillError, SpillFile};
 
 /// Overwrites `bytes` with zeros in a way the optimiser may not remove.

@@ -7,7 +7,7 @@
 
 use crate::pipeline::{Rendered, StageTimings};
 use crate::protocol::{JobError, VERSION};
-use crate::wipe::{Ledger, SecretBuf};
+use crate::wipe::{Ledger, ReceiptSigner, SecretBuf};
 use serde::Serialize;
 use std::io::Write;
 
@@ -35,14 +35,24 @@ fn put<T: Serialize + ?Sized>(buf: &mut SecretBuf, value: &T) {
     ciborium::into_writer(value, buf).expect("writing to memory cannot fail");
 }
 
-/// Builds the reply for `result`, wiping the outputs once copied.
-pub fn seal(result: Result<Rendered, JobError>, ledger: &Ledger, started_ms: u64) -> Sealed {
+/// How a reply's receipt is signed: the key, and the job's correlation id it is bound to.
+pub type Signing<'a> = Option<(&'a ReceiptSigner, Option<&'a str>)>;
+
+/// Builds the reply for `result`, wiping the outputs once copied, and signs the receipt.
+pub fn seal(
+    result: Result<Rendered, JobError>,
+    ledger: &Ledger,
+    started_ms: u64,
+    signing: Signing<'_>,
+) -> Sealed {
     let payload: usize = match &result {
         Ok(r) => r.outputs.iter().map(|o| o.data.len() + 128).sum(),
         Err(_) => 0,
     };
     let mut body = SecretBuf::with_capacity(payload + 16 * 1024, "reply.body", ledger);
-    body.write_all(&[0xA4]).expect("memory write"); // a CBOR map of four entries
+    // A CBOR map of four entries, five with a signature.
+    let entries = if signing.is_some() { 0xA5 } else { 0xA4 };
+    body.write_all(&[entries]).expect("memory write");
     put(&mut body, "v");
     put(&mut body, &VERSION);
     let timings = match result {
@@ -78,6 +88,10 @@ pub fn seal(result: Result<Rendered, JobError>, ledger: &Ledger, started_ms: u64
     let receipt = ledger.receipt(started_ms);
     put(&mut body, "receipt");
     put(&mut body, &receipt);
+    if let Some((signer, correlation_id)) = signing {
+        put(&mut body, "signature");
+        put(&mut body, &signer.sign(correlation_id, &receipt));
+    }
     Sealed {
         body,
         wiped_bytes: receipt.wiped_bytes,
