@@ -1,0 +1,62 @@
+//! What isolation costs per job: the same small job (a ~200 KB JPEG to a 256 px JPEG) rendered
+//! in-process and by a single-use renderer process (spawn, pipes, seccomp, exit).
+//!
+//! `cargo bench --bench isolation`
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use midnit_worker::config::Limits;
+use midnit_worker::executor::{Executor, InProcess, Isolated};
+use midnit_worker::intake::{intake, Job, Meta};
+use midnit_worker::protocol::{encode_request, OutputSpec, Request};
+use midnit_worker::samples;
+use midnit_worker::wipe::{Ledger, SecretBuf, ZeroingAlloc};
+
+#[global_allocator]
+static ALLOC: ZeroingAlloc = ZeroingAlloc;
+
+fn job(body: &[u8], limits: &Limits) -> Job {
+    let ledger = Ledger::new();
+    let body = SecretBuf::new(body.to_vec(), "request.body", &ledger);
+    intake(body, &Meta::default(), limits, None, &ledger).unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let photo = samples::jpeg(&samples::figure_photo(1000, 750, 3), 92);
+    let body = encode_request(&Request {
+        v: 1,
+        inputs: [("photo".to_string(), serde_bytes::ByteBuf::from(photo))].into(),
+        recipe: None,
+        outputs: vec![OutputSpec {
+            name: "thumb".into(),
+            format: "jpeg".into(),
+            width: Some(256),
+            height: Some(256),
+            ..OutputSpec::default()
+        }],
+    });
+    let limits = Limits::default();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let in_process = InProcess::new(limits.clone(), 1);
+    let binary = env!("CARGO_BIN_EXE_midnit-worker").into();
+    let isolated = Isolated::new(binary, limits.clone(), 1, limits.max_job_memory_bytes);
+    let mut group = c.benchmark_group("isolation");
+    group.sample_size(30);
+    group.bench_function("in_process", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(in_process.execute(job(&body, &limits)))
+                .unwrap()
+        })
+    });
+    group.bench_function("isolated", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(isolated.execute(job(&body, &limits)))
+                .unwrap()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
