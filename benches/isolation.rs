@@ -7,7 +7,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use midnit_worker::config::Limits;
 use midnit_worker::executor::{Executor, InProcess, Isolated};
 use midnit_worker::intake::{intake, Job, Meta};
-use midnit_worker::protocol::{encode_request, OutputSpec, Request};
+use midnit_worker::protocol::encode_request;
 use midnit_worker::samples;
 use midnit_worker::wipe::{Ledger, SecretBuf, ZeroingAlloc};
 
@@ -22,18 +22,7 @@ fn job(body: &[u8], limits: &Limits) -> Job {
 
 fn bench(c: &mut Criterion) {
     let photo = samples::jpeg(&samples::figure_photo(1000, 750, 3), 92);
-    let body = encode_request(&Request {
-        v: 1,
-        inputs: [("photo".to_string(), serde_bytes::ByteBuf::from(photo))].into(),
-        recipe: None,
-        outputs: vec![OutputSpec {
-            name: "thumb".into(),
-            format: "jpeg".into(),
-            width: Some(256),
-            height: Some(256),
-            ..OutputSpec::default()
-        }],
-    });
+    let body = encode_request(&samples::thumbnail_request(photo, "jpeg", 256));
     let limits = Limits::default();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let in_process = InProcess::new(limits.clone(), 1);

@@ -7,7 +7,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use midnit_worker::config::Limits;
 use midnit_worker::intake::{intake, Meta};
 use midnit_worker::pipeline::render;
-use midnit_worker::protocol::{encode_request, OutputSpec, Request};
+use midnit_worker::protocol::encode_request;
 use midnit_worker::samples;
 use midnit_worker::wipe::{Ledger, SecretBuf, ZeroingAlloc};
 use std::hint::black_box;
@@ -15,25 +15,9 @@ use std::hint::black_box;
 #[global_allocator]
 static ALLOC: ZeroingAlloc = ZeroingAlloc;
 
-fn thumbnail_request(photo: Vec<u8>) -> Vec<u8> {
-    encode_request(&Request {
-        v: 1,
-        inputs: [("photo".to_string(), serde_bytes::ByteBuf::from(photo))].into(),
-        recipe: None,
-        outputs: vec![OutputSpec {
-            name: "thumb".into(),
-            format: "jpeg".into(),
-            width: Some(512),
-            height: Some(512),
-            quality: Some(85),
-            ..OutputSpec::default()
-        }],
-    })
-}
-
 fn bench(c: &mut Criterion) {
     let photo = samples::jpeg(&samples::figure_photo(4000, 3000, 1), 90);
-    let body = thumbnail_request(photo);
+    let body = encode_request(&samples::thumbnail_request(photo, "jpeg", 512));
     let limits = Limits::default();
     let mut group = c.benchmark_group("thumbnail");
     group.sample_size(20);

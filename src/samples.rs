@@ -191,6 +191,23 @@ fn exif_tiff(orientation: u16) -> Vec<u8> {
     t
 }
 
+/// A thumbnail request for `photo`: one output, `format`, bounded by `side`×`side`.
+pub fn thumbnail_request(photo: Vec<u8>, format: &str, side: u32) -> crate::protocol::Request {
+    crate::protocol::Request {
+        v: 1,
+        inputs: [("photo".to_string(), serde_bytes::ByteBuf::from(photo))].into(),
+        recipe: None,
+        outputs: vec![crate::protocol::OutputSpec {
+            name: "thumb".into(),
+            format: format.into(),
+            width: Some(side),
+            height: Some(side),
+            quality: Some(85),
+            ..Default::default()
+        }],
+    }
+}
+
 /// Hostile inputs: each is answered with an error code, never a crash or a hang.
 pub mod hostile {
     /// A real decompression bomb: a `side`×`side` 1-bit PNG of zeros. 40000×40000 is 1.6

@@ -572,13 +572,15 @@ fn photo_12mp() -> Vec<u8> {
     samples::jpeg(&samples::figure_photo(4000, 3000, 12), 92)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_renderer_over_its_memory_limit_is_answered_limits_memory_and_the_worker_goes_on() {
-    let w = spawn_worker_with("memory", |c| c.limits.max_job_memory_bytes = 40 << 20, None).await;
+/// Sends `job`, expects `code`, then checks the same worker still renders a small job.
+async fn answered_then_still_serving(
+    w: TestWorker,
+    job: midnit_worker::protocol::Request,
+    code: &str,
+) {
     let client = w.client().await;
-    let big = request(photo_12mp(), vec![output("t", "jpeg", Some(256), None)]);
-    let reply = render(&client, &big).await;
-    assert_eq!(error_code(&reply), "limits.memory", "{:?}", reply.error);
+    let reply = render(&client, &job).await;
+    assert_eq!(error_code(&reply), code, "{:?}", reply.error);
     let small = request(
         samples::jpeg(&samples::figure_photo(200, 150, 1), 90),
         vec![output("t", "png", None, None)],
@@ -589,25 +591,20 @@ async fn a_renderer_over_its_memory_limit_is_answered_limits_memory_and_the_work
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renderer_over_its_memory_limit_is_answered_limits_memory_and_the_worker_goes_on() {
+    let w = spawn_worker_with("memory", |c| c.limits.max_job_memory_bytes = 40 << 20, None).await;
+    let big = request(photo_12mp(), vec![output("t", "jpeg", Some(256), None)]);
+    answered_then_still_serving(w, big, "limits.memory").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_renderer_past_its_time_limit_is_killed_and_answered_job_timeout() {
     let w = spawn_worker_with("timeout", |c| c.limits.max_job_seconds = 1, None).await;
-    let client = w.client().await;
-    let slow = request(
-        photo_12mp(),
-        vec![
-            output("a", "png", None, None),
-            output("b", "webp", None, None),
-        ],
-    );
-    let reply = render(&client, &slow).await;
-    assert_eq!(error_code(&reply), "job.timeout", "{:?}", reply.error);
-    let small = request(
-        samples::jpeg(&samples::figure_photo(200, 150, 1), 90),
-        vec![output("t", "png", None, None)],
-    );
-    assert_eq!(render(&client, &small).await.status, Status::Ok);
-    client.close().await;
-    w.stop().await;
+    let outputs = vec![
+        output("a", "png", None, None),
+        output("b", "webp", None, None),
+    ];
+    answered_then_still_serving(w, request(photo_12mp(), outputs), "job.timeout").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
