@@ -631,3 +631,46 @@ async fn with_the_isolated_executor_pixels_live_and_die_in_the_renderer_process(
     client.close().await;
     w.stop().await;
 }
+
+/// A stand-in renderer (a shell script) for supervisor tests: what the worker does when its
+/// renderer crashes, hangs or talks nonsense.
+fn fake_renderer(dir: &std::path::Path, name: &str, script: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashing_hanging_or_babbling_renderer_gets_a_typed_error_and_the_worker_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("crash", "kill -SEGV $$", "internal"),
+        ("hang", "exec sleep 600", "job.timeout"),
+        ("babble", "cat >/dev/null; echo not-cbor", "internal"),
+    ];
+    let job = request(
+        samples::jpeg(&samples::figure_photo(64, 48, 3), 90),
+        vec![output("t", "png", None, None)],
+    );
+    for (name, script, code) in cases {
+        let binary = fake_renderer(dir.path(), name, script);
+        let w = spawn_worker_with(
+            name,
+            |c| {
+                c.renderer_binary = Some(binary.clone());
+                c.limits.max_job_seconds = 2;
+            },
+            None,
+        )
+        .await;
+        let client = w.client().await;
+        for _ in 0..2 {
+            let reply = render(&client, &job).await;
+            assert_eq!(error_code(&reply), code, "{name}: {:?}", reply.error);
+        }
+        client.close().await;
+        w.stop().await;
+    }
+}
