@@ -218,24 +218,31 @@ fn check_envelope(body: &SecretBuf, meta: &Meta, limits: &Limits) -> Result<(), 
     Ok(())
 }
 
+/// Parses the body in one pass; only a body that is not a valid v1 request is looked at a
+/// second time, to tell another contract version from a malformed request.
 fn parse(body: &SecretBuf) -> Result<Request, JobError> {
+    let error = match ciborium::from_reader::<Request, _>(body.as_slice()) {
+        Ok(request) if request.v == VERSION => return Ok(request),
+        Ok(request) => return Err(unsupported(i128::from(request.v))),
+        Err(e) => e,
+    };
     let probe: VersionProbe = ciborium::from_reader(body.as_slice())
         .map_err(|e| malformed(format!("body is not a CBOR map: {}", describe(&e))))?;
     match probe.v {
-        None => return Err(malformed("missing field `v`")),
-        Some(ciborium::Value::Integer(v)) if i128::from(v) == i128::from(VERSION) => {}
-        Some(ciborium::Value::Integer(v)) => {
-            return Err(JobError::new(
-                ErrorCode::RequestUnsupportedVersion,
-                format!(
-                    "contract version {} is not supported; this worker speaks v{VERSION}",
-                    i128::from(v)
-                ),
-            ))
+        None => Err(malformed("missing field `v`")),
+        Some(ciborium::Value::Integer(v)) if i128::from(v) != i128::from(VERSION) => {
+            Err(unsupported(i128::from(v)))
         }
-        Some(_) => return Err(malformed("field `v` must be an integer")),
+        Some(ciborium::Value::Integer(_)) => Err(malformed(describe(&error))),
+        Some(_) => Err(malformed("field `v` must be an integer")),
     }
-    ciborium::from_reader(body.as_slice()).map_err(|e| malformed(describe(&e)))
+}
+
+fn unsupported(v: i128) -> JobError {
+    JobError::new(
+        ErrorCode::RequestUnsupportedVersion,
+        format!("contract version {v} is not supported; this worker speaks v{VERSION}"),
+    )
 }
 
 fn describe(e: &ciborium::de::Error<std::io::Error>) -> String {

@@ -69,9 +69,7 @@ impl Executor for Isolated {
         Box::pin(async move {
             // The semaphore is never closed, so acquiring cannot fail.
             let _slot = self.slots.acquire().await.expect("semaphore open");
-            let result = self.run(&job).await;
-            drop(job); // inputs (and spill files) wiped only once the child is gone
-            result
+            self.run(job).await
         })
     }
 }
@@ -81,12 +79,16 @@ fn internal(message: impl Into<String>) -> JobError {
 }
 
 impl Isolated {
-    async fn run(&self, job: &Job) -> Result<Rendered, JobError> {
-        let request = encode_job(job, &self.limits);
+    async fn run(&self, mut job: Job) -> Result<Rendered, JobError> {
+        let request = encode_job(&job, &self.limits);
         let sandbox = Sandbox {
-            memory_bytes: self.memory_for(job),
+            memory_bytes: self.memory_for(&job),
             cpu_seconds: self.limits.max_job_seconds + 1,
         };
+        // The renderer gets its own copy of in-memory inputs: wipe ours now. Spill files stay
+        // (the renderer reads them) and are wiped when the job is dropped, after it exits.
+        job.inputs
+            .retain(|i| !matches!(i.data, crate::intake::InputData::Memory(_)));
         let mut command = tokio::process::Command::new(&self.binary);
         command
             .arg(CHILD_COMMAND)
