@@ -149,6 +149,11 @@ struct VersionProbe {
     v: Option<ciborium::Value>,
 }
 
+/// A limit breach: what the request has, and the limit it breaks.
+fn over_limit(code: ErrorCode, what: String, limit: impl std::fmt::Display) -> JobError {
+    JobError::new(code, format!("{what}, the limit is {limit}"))
+}
+
 fn malformed(message: impl Into<String>) -> JobError {
     JobError::new(ErrorCode::RequestMalformed, message)
 }
@@ -170,13 +175,10 @@ pub fn intake(
     body.wipe();
     let (inputs, spec_outputs) = secure_inputs(request?, ledger)?;
     if inputs.len() > limits.max_inputs {
-        return Err(JobError::new(
+        return Err(over_limit(
             ErrorCode::LimitsInputs,
-            format!(
-                "{} inputs, the limit is {}",
-                inputs.len(),
-                limits.max_inputs
-            ),
+            format!("{} inputs", inputs.len()),
+            limits.max_inputs,
         ));
     }
     let outputs = plan_outputs(&spec_outputs, limits)?;
@@ -203,13 +205,10 @@ fn check_envelope(body: &SecretBuf, meta: &Meta, limits: &Limits) -> Result<(), 
         }
     }
     if body.len() > limits.max_body_bytes {
-        return Err(JobError::new(
+        return Err(over_limit(
             ErrorCode::RequestTooLarge,
-            format!(
-                "body is {} bytes, the limit is {}",
-                body.len(),
-                limits.max_body_bytes
-            ),
+            format!("body is {} bytes", body.len()),
+            limits.max_body_bytes,
         ));
     }
     if body.is_empty() {
@@ -310,13 +309,10 @@ fn check_input(name: &str, bytes: &SecretBuf, limits: &Limits) -> Result<Header,
         ));
     }
     if bytes.len() > limits.max_input_bytes {
-        return Err(JobError::new(
+        return Err(over_limit(
             ErrorCode::InputTooLarge,
-            format!(
-                "input `{name}` is {} bytes, the limit is {}",
-                bytes.len(),
-                limits.max_input_bytes
-            ),
+            format!("input `{name}` is {} bytes", bytes.len()),
+            limits.max_input_bytes,
         ));
     }
     let header = probe_bytes(bytes.as_slice(), name)?;
@@ -342,12 +338,10 @@ pub fn check_header(name: &str, h: &Header, limits: &Limits) -> Result<(), JobEr
         ));
     }
     if h.frames > limits.max_frames {
-        return Err(JobError::new(
+        return Err(over_limit(
             ErrorCode::LimitsFrames,
-            format!(
-                "input `{name}` declares {} frames, the limit is {}",
-                h.frames, limits.max_frames
-            ),
+            format!("input `{name}` declares {} frames", h.frames),
+            limits.max_frames,
         ));
     }
     Ok(())
@@ -359,13 +353,10 @@ pub fn plan_outputs(specs: &[OutputSpec], limits: &Limits) -> Result<Vec<OutputP
         return Err(invalid("`outputs` is empty: ask for at least one output"));
     }
     if specs.len() > limits.max_outputs {
-        return Err(JobError::new(
+        return Err(over_limit(
             ErrorCode::LimitsOutput,
-            format!(
-                "{} outputs, the limit is {}",
-                specs.len(),
-                limits.max_outputs
-            ),
+            format!("{} outputs", specs.len()),
+            limits.max_outputs,
         ));
     }
     let mut plans: Vec<OutputPlan> = Vec::with_capacity(specs.len());
@@ -440,12 +431,10 @@ fn check_output_size(
         match v {
             Some(0) => return Err(invalid(format!("outputs[{i}].{field} must be at least 1"))),
             Some(v) if v > limits.max_output_dimension => {
-                return Err(JobError::new(
+                return Err(over_limit(
                     ErrorCode::LimitsOutput,
-                    format!(
-                        "outputs[{i}].{field} is {v}, the limit is {}",
-                        limits.max_output_dimension
-                    ),
+                    format!("outputs[{i}].{field} is {v}"),
+                    limits.max_output_dimension,
                 ))
             }
             _ => {}
@@ -454,12 +443,10 @@ fn check_output_size(
     if let (Some(w), Some(h)) = (width, height) {
         let pixels = u64::from(w) * u64::from(h);
         if pixels > limits.max_output_pixels {
-            return Err(JobError::new(
+            return Err(over_limit(
                 ErrorCode::LimitsOutput,
-                format!(
-                    "outputs[{i}] is {w}x{h} ({pixels} pixels), the limit is {}",
-                    limits.max_output_pixels
-                ),
+                format!("outputs[{i}] is {w}x{h} ({pixels} pixels)"),
+                limits.max_output_pixels,
             ));
         }
     }
