@@ -220,12 +220,12 @@ fn check_envelope(body: &SecretBuf, meta: &Meta, limits: &Limits) -> Result<(), 
 /// Parses the body in one pass; only a body that is not a valid v1 request is looked at a
 /// second time, to tell another contract version from a malformed request.
 fn parse(body: &SecretBuf) -> Result<Request, JobError> {
-    let error = match ciborium::from_reader::<Request, _>(body.as_slice()) {
+    let error = match crate::wipe::cbor_from_slice::<Request>(body.as_slice()) {
         Ok(request) if request.v == VERSION => return Ok(request),
         Ok(request) => return Err(unsupported(i128::from(request.v))),
         Err(e) => e,
     };
-    let probe: VersionProbe = ciborium::from_reader(body.as_slice())
+    let probe: VersionProbe = crate::wipe::cbor_from_slice(body.as_slice())
         .map_err(|e| malformed(format!("body is not a CBOR map: {}", describe(&e))))?;
     match probe.v {
         None => Err(malformed("missing field `v`")),

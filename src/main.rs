@@ -88,6 +88,7 @@ fn parse_set(s: &str) -> Result<(String, String), String> {
 }
 
 fn main() -> ExitCode {
+    midnit_worker::wipe::prefer_mmap_for_big_blocks();
     if std::env::args().nth(1).as_deref() == Some(executor::child::CHILD_COMMAND) {
         // A renderer: no logging, no runtime; panics are caught and answered by the pipeline.
         std::panic::set_hook(Box::new(|_| {}));

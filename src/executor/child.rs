@@ -117,7 +117,7 @@ fn decode_job(message: &SecretBuf, ledger: &Ledger) -> Result<(Job, Limits), Job
         limits,
         inputs,
         outputs,
-    } = ciborium::from_reader(message.as_slice())
+    } = crate::wipe::cbor_from_slice(message.as_slice())
         .map_err(|e| JobError::new(ErrorCode::Internal, format!("renderer request: {e}")))?;
     let outputs = plan_outputs(&outputs, &limits)?;
     let inputs = inputs
@@ -265,7 +265,7 @@ mod erased {
 /// wipes join the job's ledger.
 pub fn decode_reply(bytes: &SecretBuf, ledger: &Ledger) -> Result<Rendered, JobError> {
     let reply: ChildReply<OutputWire<serde_bytes::ByteBuf>> =
-        ciborium::from_reader(bytes.as_slice())
+        crate::wipe::cbor_from_slice(bytes.as_slice())
             .map_err(|e| JobError::new(ErrorCode::Internal, format!("renderer reply: {e}")))?;
     ledger.record_reported(reply.wiped, "renderer");
     if let Some((code, message)) = reply.error {

@@ -3,6 +3,12 @@
 //! Job bytes are copied by libraries we cannot reach into (decoder scratch buffers, the
 //! resizer's row buffers, CBOR parsing, AMQP frames). Zeroing on free means none of those
 //! copies outlive their owner in freed-but-not-reused heap memory.
+//!
+//! Big blocks (at least [`BIG_BLOCK`] bytes: pixel buffers, request bodies, lapin's ring
+//! buffers) are also marked `MADV_DONTDUMP`, so they stay out of any core dump even if core
+//! dumps were turned back on. [`prefer_mmap_for_big_blocks`] makes glibc give each of them its
+//! own mapping, so the advice never splits the shared heap and a freed big block leaves the
+//! process entirely (after being zeroed).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +31,31 @@ impl ZeroingAlloc {
     }
 }
 
+/// Blocks this large or larger are marked `MADV_DONTDUMP`.
+pub const BIG_BLOCK: usize = 256 * 1024;
+
+/// Sets glibc's mmap threshold to [`BIG_BLOCK`] (which also stops it from raising the threshold
+/// as big blocks are freed). Call once at start, before threads exist.
+pub fn prefer_mmap_for_big_blocks() {
+    // SAFETY: mallopt only changes allocator tuning; the value is a valid threshold.
+    unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, BIG_BLOCK as libc::c_int) };
+}
+
+fn dont_dump(ptr: *mut u8, len: usize) {
+    if ptr.is_null() || len < BIG_BLOCK {
+        return;
+    }
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
+    let start = (ptr as usize).next_multiple_of(page);
+    let end = (ptr as usize + len) / page * page;
+    if end > start {
+        // SAFETY: [start, end) lies inside the block just allocated; MADV_DONTDUMP only changes
+        // how the range is dumped, never its contents. Failure is harmless (advice only).
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTDUMP) };
+    }
+}
+
 fn zero(ptr: *mut u8, len: usize) {
     if len > 0 && ENABLED.load(Ordering::Relaxed) {
         // SAFETY: the caller owns `len` bytes at `ptr` (a live block about to be freed).
@@ -37,11 +68,15 @@ fn zero(ptr: *mut u8, len: usize) {
 // memory the caller still owns, before it is released.
 unsafe impl GlobalAlloc for ZeroingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        System.alloc(layout)
+        let ptr = System.alloc(layout);
+        dont_dump(ptr, layout.size());
+        ptr
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        System.alloc_zeroed(layout)
+        let ptr = System.alloc_zeroed(layout);
+        dont_dump(ptr, layout.size());
+        ptr
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -53,11 +88,58 @@ unsafe impl GlobalAlloc for ZeroingAlloc {
         // System::realloc may move the block and free the old one unzeroed, so every resize is
         // done here by hand: allocate, copy, zero the old block, free it.
         let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
-        let new_ptr = System.alloc(new_layout);
+        let new_ptr = self.alloc(new_layout);
         if !new_ptr.is_null() {
             std::ptr::copy_nonoverlapping(ptr, new_ptr, layout.size().min(new_size));
             self.dealloc(ptr, layout);
         }
         new_ptr
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The VmFlags line of the mapping of /proc/self/smaps that contains `addr`.
+    fn vm_flags_at(addr: usize) -> String {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut inside = false;
+        for line in smaps.lines() {
+            if let Some((range, _)) = line.split_once(' ') {
+                if let Some((a, b)) = range.split_once('-') {
+                    if let (Ok(a), Ok(b)) =
+                        (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+                    {
+                        inside = (a..b).contains(&addr);
+                        continue;
+                    }
+                }
+            }
+            if inside && line.starts_with("VmFlags:") {
+                return line.to_owned();
+            }
+        }
+        panic!("no mapping holds {addr:#x}");
+    }
+
+    #[test]
+    fn big_blocks_are_kept_out_of_core_dumps_and_small_ones_are_left_alone() {
+        let big = Layout::from_size_align(4 << 20, 16).unwrap();
+        let small = Layout::from_size_align(4096, 16).unwrap();
+        // SAFETY: plain allocate/free pairs with matching layouts.
+        unsafe {
+            let b = ZeroingAlloc.alloc(big);
+            let s = ZeroingAlloc.alloc(small);
+            let page_inside = (b as usize + 8192) & !4095;
+            assert!(
+                vm_flags_at(page_inside).contains(" dd"),
+                "{}",
+                vm_flags_at(page_inside)
+            );
+            assert!(!vm_flags_at(s as usize).contains(" dd"));
+            ZeroingAlloc.dealloc(b, big);
+            ZeroingAlloc.dealloc(s, small);
+        }
     }
 }

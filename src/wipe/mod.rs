@@ -16,7 +16,7 @@ mod secret;
 mod signing;
 mod spill;
 
-pub use alloc::{zeroing_enabled, ZeroingAlloc};
+pub use alloc::{prefer_mmap_for_big_blocks, zeroing_enabled, ZeroingAlloc, BIG_BLOCK};
 pub use ledger::{Ledger, Receipt, WipeEntry, WipeMethod};
 pub use secret::SecretBuf;
 pub use signing::{signed_bytes, verify, KeyError, ReceiptSignature, ReceiptSigner, VerifyError};
@@ -43,6 +43,19 @@ pub fn wipe_in_place(bytes: &mut [u8], artifact: impl Into<String>, ledger: &Led
         error: None,
         process: None,
     });
+}
+
+/// Decodes CBOR from `bytes` with ciborium, through a scratch buffer on the heap that is
+/// wiped afterwards. ciborium's `from_reader` keeps its 4 KiB scratch on the stack, where
+/// chunks of every byte string it reads (whole inputs, whole outputs) would outlive the call
+/// in stack memory that no allocator ever zeroes.
+pub fn cbor_from_slice<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<T, ciborium::de::Error<std::io::Error>> {
+    let mut scratch = vec![0u8; 64 * 1024];
+    let decoded = ciborium::de::from_reader_with_buffer(bytes, &mut scratch);
+    wipe_bytes(&mut scratch);
+    decoded
 }
 
 /// Milliseconds since the Unix epoch, for receipts and logs.
