@@ -21,7 +21,9 @@ use lapin::options::{
     BasicRejectOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
     QueueDeclareOptions,
 };
+use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 use lapin::types::{AMQPValue, FieldTable};
+use lapin::uri::AMQPUri;
 use lapin::Acker;
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
@@ -40,6 +42,9 @@ pub enum BrokerError {
         /// The cause.
         source: lapin::Error,
     },
+    /// The connection settings are unusable (URL, TLS files).
+    #[error("broker settings: {0}")]
+    Config(String),
     /// A protocol operation failed.
     #[error("{what}: {source}")]
     Op {
@@ -54,15 +59,52 @@ fn op(what: &'static str) -> impl FnOnce(lapin::Error) -> BrokerError {
     move |source| BrokerError::Op { what, source }
 }
 
-/// Opens a connection named `name`.
+/// Opens a connection named `name`, with the configured `frame_max` (unless the URL sets one)
+/// and, for `amqps://`, the configured CA bundle and client certificate.
 pub async fn connect(config: &Config, name: &str) -> Result<Connection, BrokerError> {
+    let url = config.amqp_url.redacted();
+    let failed = |source| BrokerError::Connect {
+        url: url.clone(),
+        source,
+    };
+    let mut uri: AMQPUri = config
+        .amqp_url
+        .expose()
+        .parse()
+        .map_err(|e: String| BrokerError::Config(format!("amqp_url: {e}")))?;
+    uri.query.frame_max.get_or_insert(config.frame_max);
+    let tls = tls_config(config)?;
     let props = ConnectionProperties::default().with_connection_name(name.into());
-    Connection::connect(config.amqp_url.expose(), props)
+    let runtime = lapin::runtime::default_runtime().map_err(failed)?;
+    Connection::connect_uri_with_config(uri, props, tls, runtime)
         .await
-        .map_err(|source| BrokerError::Connect {
-            url: config.amqp_url.redacted(),
-            source,
-        })
+        .map_err(failed)
+}
+
+/// The TLS settings for `amqps://`: extra CA certificates and an optional client identity.
+fn tls_config(config: &Config) -> Result<OwnedTLSConfig, BrokerError> {
+    let read = |key: &str, path: &std::path::Path| {
+        std::fs::read(path)
+            .map_err(|e| BrokerError::Config(format!("{key} {}: {e}", path.display())))
+    };
+    let cert_chain = match &config.tls_ca_file {
+        Some(path) => Some(
+            String::from_utf8(read("tls_ca_file", path)?)
+                .map_err(|_| BrokerError::Config("tls_ca_file is not PEM text".into()))?,
+        ),
+        None => None,
+    };
+    let identity = match (&config.tls_cert_file, &config.tls_key_file) {
+        (Some(cert), Some(key)) => Some(OwnedIdentity::PKCS8 {
+            pem: read("tls_cert_file", cert)?,
+            key: read("tls_key_file", key)?,
+        }),
+        _ => None,
+    };
+    Ok(OwnedTLSConfig {
+        identity,
+        cert_chain,
+    })
 }
 
 /// Declares the jobs queue, the dead-letter exchange and the dead-letter queue.

@@ -17,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     let shutdown = CancellationToken::new();
     tokio::spawn(on_signals(shutdown.clone()));
-    let worker = Worker::start(config).await?;
+    let executor = crate::executor::from_config(&config).map_err(ServeError::Executor)?;
+    let worker = Worker::prepare(config, executor)?;
     worker.run(shutdown).await.map(drop)
 }
 

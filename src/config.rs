@@ -189,6 +189,27 @@ pub struct Config {
     /// File holding the receipt-signing key's 32-byte seed as 64 hex digits (default: a key
     /// generated at start, its public key logged).
     pub receipt_key_file: Option<PathBuf>,
+    /// Largest AMQP frame negotiated with the broker, in bytes. lapin keeps two ring buffers of
+    /// 32 frames each for a connection's life; a small frame keeps them small.
+    pub frame_max: u32,
+    /// Seconds without a job in flight after which the worker replaces its broker connection,
+    /// so the old connection's buffers are freed (and zeroed). 0 turns the idle wipe off.
+    pub idle_wipe_secs: u64,
+    /// First delay before reconnecting to the broker, in milliseconds (doubled on each failure,
+    /// with jitter).
+    pub reconnect_initial_ms: u64,
+    /// Longest delay between reconnect attempts, in milliseconds.
+    pub reconnect_max_ms: u64,
+    /// PEM file of the CA certificates that sign the broker's certificate (`amqps://` only;
+    /// default: the bundled web PKI roots).
+    pub tls_ca_file: Option<PathBuf>,
+    /// PEM file of the client certificate for mutual TLS (with `tls_key_file`).
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM file of the client certificate's PKCS#8 private key.
+    pub tls_key_file: Option<PathBuf>,
+    /// Zero freed memory and wipe idle connections. Only the wipe proof's negative control turns
+    /// this off; a worker running with `false` logs a warning at start.
+    pub wipe_memory: bool,
     /// Limits every job is held to.
     pub limits: Limits,
 }
@@ -208,6 +229,14 @@ impl Default for Config {
             executor: ExecutorKind::Isolated,
             renderer_binary: None,
             receipt_key_file: None,
+            frame_max: 32 * 1024,
+            idle_wipe_secs: 5,
+            reconnect_initial_ms: 250,
+            reconnect_max_ms: 30_000,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            wipe_memory: true,
             limits: Limits::default(),
         }
     }
@@ -247,6 +276,26 @@ pub const KEYS: &[(&str, &str)] = &[
     (
         "receipt_key_file",
         "receipt-signing key seed, 64 hex digits",
+    ),
+    (
+        "frame_max",
+        "largest AMQP frame in bytes (bounds lapin's buffers)",
+    ),
+    (
+        "idle_wipe_secs",
+        "replace the broker connection after this idle time (0: never)",
+    ),
+    (
+        "reconnect_initial_ms",
+        "first reconnect delay, doubled with jitter",
+    ),
+    ("reconnect_max_ms", "longest reconnect delay"),
+    ("tls_ca_file", "PEM CA bundle for amqps://"),
+    ("tls_cert_file", "PEM client certificate for amqps://"),
+    ("tls_key_file", "PEM PKCS#8 key of the client certificate"),
+    (
+        "wipe_memory",
+        "zero freed memory and wipe idle connections (tests only set false)",
     ),
     ("max_body_bytes", "largest request body"),
     ("max_inputs", "most inputs per request"),
@@ -339,6 +388,14 @@ impl Config {
             "executor" => self.executor = parse(key, value)?,
             "renderer_binary" => self.renderer_binary = Some(PathBuf::from(value.trim())),
             "receipt_key_file" => self.receipt_key_file = Some(PathBuf::from(value.trim())),
+            "frame_max" => self.frame_max = parse(key, value)?,
+            "idle_wipe_secs" => self.idle_wipe_secs = parse(key, value)?,
+            "reconnect_initial_ms" => self.reconnect_initial_ms = parse(key, value)?,
+            "reconnect_max_ms" => self.reconnect_max_ms = parse(key, value)?,
+            "tls_ca_file" => self.tls_ca_file = Some(PathBuf::from(value.trim())),
+            "tls_cert_file" => self.tls_cert_file = Some(PathBuf::from(value.trim())),
+            "tls_key_file" => self.tls_key_file = Some(PathBuf::from(value.trim())),
+            "wipe_memory" => self.wipe_memory = parse(key, value)?,
             "max_body_bytes" => l.max_body_bytes = parse(key, value)?,
             "max_inputs" => l.max_inputs = parse(key, value)?,
             "max_input_bytes" => l.max_input_bytes = parse(key, value)?,
@@ -377,6 +434,21 @@ impl Config {
         }
         if self.limits.max_job_seconds == 0 {
             return bad("max_job_seconds", "must be at least 1");
+        }
+        if !(4096..=131_072).contains(&self.frame_max) {
+            return bad("frame_max", "must be between 4096 and 131072");
+        }
+        if self.reconnect_initial_ms == 0 || self.reconnect_max_ms < self.reconnect_initial_ms {
+            return bad(
+                "reconnect_initial_ms",
+                "must be at least 1 and at most reconnect_max_ms",
+            );
+        }
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            return bad(
+                "tls_cert_file",
+                "tls_cert_file and tls_key_file go together",
+            );
         }
         let scheme_ok = ["amqp://", "amqps://"]
             .iter()
@@ -456,7 +528,9 @@ mod tests {
             let value = match *key {
                 "amqp_url" => "amqp://u:p@h:1/%2f",
                 "queue" | "dead_letter_exchange" | "dead_letter_queue" | "spill_dir" => "x",
-                "renderer_binary" | "receipt_key_file" => "/bin/x",
+                "renderer_binary" | "receipt_key_file" | "tls_ca_file" | "tls_cert_file"
+                | "tls_key_file" => "/bin/x",
+                "wipe_memory" => "false",
                 "executor" => "in_process",
                 _ => "5",
             };

@@ -18,6 +18,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -173,7 +174,10 @@ async fn run_in_process(config: Config, jobs: &[DemoJob], out_dir: &Path) -> any
     let loop_shared = shared.clone();
     let loop_stop = stop.clone();
     let running = tokio::spawn(async move {
-        let (_, tracker) = accept(source, &loop_shared, &loop_stop).await;
+        let mut source = source;
+        let tracker = TaskTracker::new();
+        accept(&mut source, &loop_shared, &loop_stop, &tracker, None).await;
+        tracker.close();
         drain(&tracker, Duration::from_secs(30)).await
     });
     for (i, job) in jobs.iter().enumerate() {

@@ -109,31 +109,54 @@ pub enum Stopped {
     Shutdown,
     /// The source ended (the consumer was cancelled or the connection was lost).
     SourceEnded,
+    /// The source carried jobs and has had none in flight for the idle-wipe time: time to
+    /// replace the connection so its buffers are freed.
+    Idle,
 }
 
-/// Takes deliveries from `source` and starts a task for each, until the source ends or
-/// `shutdown` fires. Returns the tracker of the jobs still in flight.
+/// Takes deliveries from `source` and starts a task for each on `tracker`, until the source
+/// ends, `shutdown` fires, or — with `idle_wipe` set — the source has carried at least one job
+/// and no job has been in flight for that long.
 pub async fn accept<S>(
-    mut source: S,
+    source: &mut S,
     shared: &Arc<Shared>,
     shutdown: &CancellationToken,
-) -> (Stopped, TaskTracker)
+    tracker: &TaskTracker,
+    idle_wipe: Option<Duration>,
+) -> Stopped
 where
     S: Stream<Item = Incoming> + Unpin,
 {
-    let tracker = TaskTracker::new();
-    let stopped = loop {
+    let mut carried_jobs = false;
+    let mut idle_since = Instant::now();
+    let tick =
+        idle_wipe.map(|d| (d / 4).clamp(Duration::from_millis(10), Duration::from_millis(250)));
+    loop {
+        let idle_check = async {
+            match tick {
+                Some(t) if carried_jobs => tokio::time::sleep(t).await,
+                _ => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
-            _ = shutdown.cancelled() => break Stopped::Shutdown,
+            _ = shutdown.cancelled() => return Stopped::Shutdown,
             next = source.next() => match next {
-                Some(incoming) => { tracker.spawn(handle(incoming, shared.clone())); }
-                None => break Stopped::SourceEnded,
+                Some(incoming) => {
+                    carried_jobs = true;
+                    tracker.spawn(handle(incoming, shared.clone()));
+                }
+                None => return Stopped::SourceEnded,
             },
+            () = idle_check => {
+                if !tracker.is_empty() {
+                    idle_since = Instant::now();
+                } else if idle_wipe.is_some_and(|d| idle_since.elapsed() >= d) {
+                    return Stopped::Idle;
+                }
+            }
         }
-    };
-    tracker.close();
-    (stopped, tracker)
+    }
 }
 
 /// Waits up to `timeout` for the tracked jobs to finish.

@@ -2,7 +2,7 @@
 
 use super::Outcome;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
 /// Live counters. Cheap to update from any task.
@@ -14,6 +14,9 @@ pub struct Stats {
     returned: AtomicU64,
     reply_failed: AtomicU64,
     wiped_bytes: AtomicU64,
+    ready: AtomicBool,
+    reconnects: AtomicU64,
+    idle_wipes: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -31,6 +34,12 @@ pub struct StatsSnapshot {
     pub reply_failed: u64,
     /// Bytes wiped by finished jobs (receipts plus reply bodies).
     pub wiped_bytes: u64,
+    /// Connected to the broker and consuming.
+    pub ready: bool,
+    /// Broker connections reopened after a loss.
+    pub reconnects: u64,
+    /// Idle connections replaced so their buffers are wiped.
+    pub idle_wipes: u64,
 }
 
 impl Stats {
@@ -55,6 +64,21 @@ impl Stats {
         self.returned.fetch_add(1, Relaxed);
     }
 
+    /// Marks the worker connected and consuming (or not).
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Relaxed);
+    }
+
+    /// Counts a reconnect after a lost connection.
+    pub fn reconnected(&self) {
+        self.reconnects.fetch_add(1, Relaxed);
+    }
+
+    /// Counts an idle connection replaced.
+    pub fn idle_wiped(&self) {
+        self.idle_wipes.fetch_add(1, Relaxed);
+    }
+
     pub(super) fn reply_failed(&self) {
         self.reply_failed.fetch_add(1, Relaxed);
     }
@@ -72,6 +96,9 @@ impl Stats {
             returned: self.returned.load(Relaxed),
             reply_failed: self.reply_failed.load(Relaxed),
             wiped_bytes: self.wiped_bytes.load(Relaxed),
+            ready: self.ready.load(Relaxed),
+            reconnects: self.reconnects.load(Relaxed),
+            idle_wipes: self.idle_wipes.load(Relaxed),
         }
     }
 }
