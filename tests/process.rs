@@ -81,7 +81,7 @@ async fn sigterm_finishes_jobs_in_flight_replies_to_all_and_exits_zero() {
     let log = worker.log_text();
     assert!(log.contains("all in-flight jobs answered"), "{log}");
     assert_no_payload_in(&log);
-    cleanup(&queue).await;
+    delete_queue(&queue).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,7 +109,7 @@ async fn a_second_signal_exits_at_once_and_the_job_is_answered_by_another_worker
         second.log_text()
     );
     drop(second);
-    cleanup(&queue).await;
+    delete_queue(&queue).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,15 +137,7 @@ async fn a_worker_killed_mid_job_loses_nothing_a_second_worker_answers() {
     assert_no_payload_in(&second.log_text());
     drop(second);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    cleanup(&queue).await;
-}
-
-async fn cleanup(queue: &str) {
-    let c = midnit_worker::config::Config {
-        queue: queue.into(),
-        ..Default::default()
-    };
-    delete_topology(&c).await;
+    delete_queue(&queue).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -256,5 +248,5 @@ async fn the_worker_runs_with_core_dumps_disabled() {
     let fields: Vec<&str> = core.split_whitespace().collect();
     assert_eq!(&fields[4..6], ["0", "0"], "{core}");
     drop(worker);
-    cleanup(&queue).await;
+    delete_queue(&queue).await;
 }

@@ -114,6 +114,15 @@ pub async fn delete_topology(config: &Config) {
     let _ = conn.close(200, "test done".into()).await;
 }
 
+/// Deletes the topology of a worker that consumed `queue` with the default names.
+pub async fn delete_queue(queue: &str) {
+    let c = Config {
+        queue: queue.into(),
+        ..Default::default()
+    };
+    delete_topology(&c).await;
+}
+
 pub fn output(name: &str, format: &str, w: Option<u32>, h: Option<u32>) -> OutputSpec {
     OutputSpec {
         name: name.into(),
@@ -168,6 +177,11 @@ pub struct BinaryWorker {
 }
 
 pub fn spawn_binary(queue: &str, concurrency: usize) -> BinaryWorker {
+    spawn_binary_env(queue, concurrency, &[])
+}
+
+/// The real worker binary with extra `MIDNIT_*` settings (`env` wins over the defaults here).
+pub fn spawn_binary_env(queue: &str, concurrency: usize, env: &[(&str, &str)]) -> BinaryWorker {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("worker.log");
     let child = Command::new(env!("CARGO_BIN_EXE_midnit-worker"))
@@ -178,6 +192,7 @@ pub fn spawn_binary(queue: &str, concurrency: usize) -> BinaryWorker {
         .env("MIDNIT_SPILL_DIR", dir.path().join("spill"))
         .env("MIDNIT_LOG", "info")
         .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
@@ -193,6 +208,14 @@ pub fn spawn_binary(queue: &str, concurrency: usize) -> BinaryWorker {
 }
 
 impl BinaryWorker {
+    pub fn spill_dir(&self) -> PathBuf {
+        self._dir.path().join("spill")
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
     pub fn log_text(&self) -> String {
         String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
     }
