@@ -1,5 +1,6 @@
 //! What isolation costs per job: the same small job (a ~200 KB JPEG to a 256 px JPEG) rendered
-//! in-process and by a single-use renderer process (spawn, pipes, seccomp, exit).
+//! in-process, by a pre-started single-use renderer (pipes, prlimit, exit: the default), and by
+//! a renderer started for the job (fork, exec, seccomp on top).
 //!
 //! `cargo bench --bench isolation`
 
@@ -25,9 +26,12 @@ fn bench(c: &mut Criterion) {
     let body = encode_request(&samples::thumbnail_request(photo, "jpeg", 256));
     let limits = Limits::default();
     let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _inside = runtime.enter();
     let in_process = InProcess::new(limits.clone(), 1);
-    let binary = env!("CARGO_BIN_EXE_midnit-worker").into();
-    let isolated = Isolated::new(binary, limits.clone(), 1, limits.max_job_memory_bytes);
+    let binary: std::path::PathBuf = env!("CARGO_BIN_EXE_midnit-worker").into();
+    let max = limits.max_job_memory_bytes;
+    let isolated = Isolated::new(binary.clone(), limits.clone(), 1, max);
+    let cold = Isolated::with_spares(binary, limits.clone(), 1, max, 0);
     let mut group = c.benchmark_group("isolation");
     group.sample_size(30);
     group.bench_function("in_process", |b| {
@@ -37,13 +41,15 @@ fn bench(c: &mut Criterion) {
                 .unwrap()
         })
     });
-    group.bench_function("isolated", |b| {
-        b.iter(|| {
-            runtime
-                .block_on(isolated.execute(job(&body, &limits)))
-                .unwrap()
-        })
-    });
+    for (name, executor) in [("isolated", &isolated), ("isolated_cold_start", &cold)] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                runtime
+                    .block_on(executor.execute(job(&body, &limits)))
+                    .unwrap()
+            })
+        });
+    }
     group.finish();
 }
 

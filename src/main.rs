@@ -92,7 +92,8 @@ fn main() -> ExitCode {
     if std::env::args().nth(1).as_deref() == Some(executor::child::CHILD_COMMAND) {
         // A renderer: no logging, no runtime; panics are caught and answered by the pipeline.
         std::panic::set_hook(Box::new(|_| {}));
-        std::process::exit(executor::child::run_child());
+        let args: Vec<String> = std::env::args().skip(2).collect();
+        std::process::exit(executor::child::run_child(&args));
     }
     let cli = Cli::parse();
     telemetry::init(cli.log_json);

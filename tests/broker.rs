@@ -322,7 +322,7 @@ async fn forty_jobs_in_flight_are_each_answered_once_with_their_own_correlation_
     }
     for task in tasks {
         let (i, reply) = task.await.unwrap();
-        assert_eq!(reply.status, Status::Ok, "job {i}");
+        assert_eq!(reply.status, Status::Ok, "job {i}: {:?}", reply.error);
         assert_eq!(
             reply.outputs[0].width,
             50 + i,
@@ -645,10 +645,17 @@ fn fake_renderer(dir: &std::path::Path, name: &str, script: &str) -> std::path::
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashing_hanging_or_babbling_renderer_gets_a_typed_error_and_the_worker_goes_on() {
     let dir = tempfile::tempdir().unwrap();
+    // Each says it is ready (the byte `R`) like a real renderer, then misbehaves; "mute"
+    // never even says it is ready.
     let cases = [
-        ("crash", "kill -SEGV $$", "internal"),
-        ("hang", "exec sleep 600", "job.timeout"),
-        ("babble", "cat >/dev/null; echo not-cbor", "internal"),
+        ("crash", "printf R; kill -SEGV $$", "internal"),
+        ("hang", "printf R; exec sleep 600", "job.timeout"),
+        (
+            "babble",
+            "printf R; cat >/dev/null; echo not-a-framed-reply",
+            "internal",
+        ),
+        ("mute", "exec sleep 600", "internal"),
     ];
     let job = request(
         samples::jpeg(&samples::figure_photo(64, 48, 3), 90),

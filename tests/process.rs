@@ -250,3 +250,35 @@ async fn the_worker_runs_with_core_dumps_disabled() {
     drop(worker);
     delete_queue(&queue).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pre_started_renderer_waits_through_idle_time_and_serves_exactly_one_job() {
+    let queue = unique_queue("prestart");
+    let worker = spawn_binary(&queue, 1);
+    let first = worker.wait_for_children("one renderer pre-started", |c| c.len() == 1);
+    // Longer than Tokio keeps an idle blocking thread (10 s): a renderer's parent-death signal
+    // is tied to the thread that started it, so it must not be one of those.
+    std::thread::sleep(Duration::from_secs(12));
+    assert_eq!(
+        worker.children(),
+        first,
+        "the pre-started renderer died while waiting"
+    );
+    let client = client_for(&queue).await;
+    let job = request(
+        samples::jpeg(&samples::figure_photo(320, 240, 5), 90),
+        vec![output("t", "png", Some(64), None)],
+    );
+    assert_eq!(render(&client, &job).await.status, Status::Ok);
+    // The renderer that served the job is gone; a fresh one waits for the next.
+    let next = worker.wait_for_children("a fresh renderer replaces the used one", |c| {
+        c.len() == 1 && c != first.as_slice()
+    });
+    assert_eq!(render(&client, &job).await.status, Status::Ok);
+    worker.wait_for_children("single use again", |c| {
+        c.len() == 1 && c != next.as_slice() && c != first.as_slice()
+    });
+    client.close().await;
+    drop(worker);
+    delete_queue(&queue).await;
+}

@@ -8,6 +8,7 @@
 //! The messages carry only what the checked job holds: limits, inputs (bytes, or the path of a
 //! spill file the worker owns and wipes) and output plans. Never logged.
 
+use super::sandbox::Sandbox;
 use crate::config::Limits;
 use crate::intake::{plan_outputs, Input, InputData, Job};
 use crate::pipeline::probe::Header;
@@ -147,14 +148,77 @@ fn decode_job(message: &SecretBuf, ledger: &Ledger) -> Result<(Job, Limits), Job
     Ok((job, limits))
 }
 
-/// Runs the renderer: stdin → render → stdout. The return value is the exit code.
-pub fn run_child() -> i32 {
+/// The byte a renderer writes once it has limited and confined itself.
+pub const READY: u8 = b'R';
+
+/// The flag that tells a pre-started renderer to warm up while it waits for its job.
+pub const WARM_FLAG: &str = "--warm";
+
+/// Renders a tiny synthetic photo through the whole pipeline (JPEG and PNG out), so the code
+/// pages, lazily built tables and CPU-feature probes of the codecs and the resizer are ready
+/// before the real job arrives. No job data is involved.
+fn warm_up() {
+    let photo = crate::samples::jpeg(&crate::samples::figure_photo(96, 72, 1), 90);
+    let mut request = crate::samples::thumbnail_request(photo, "jpeg", 32);
+    let mut png = request.outputs[0].clone();
+    png.name = "warm".into();
+    png.format = "png".into();
+    request.outputs.push(png);
+    let ledger = Ledger::new();
+    let limits = Limits::default();
+    let body = SecretBuf::new(
+        crate::protocol::encode_request(&request),
+        "warm-up",
+        &ledger,
+    );
+    let meta = crate::intake::Meta::default();
+    if let Ok(job) = crate::intake::intake(body, &meta, &limits, None, &ledger) {
+        let _ = render(&job, &limits);
+    }
+}
+
+/// The renderer's arguments after [`CHILD_COMMAND`]: the worker's pid, its limits, and
+/// whether to warm up.
+pub fn child_args(parent: u32, sandbox: Sandbox, warm: bool) -> Vec<String> {
+    let mut args = vec![CHILD_COMMAND.to_owned(), parent.to_string()];
+    args.extend(sandbox.to_args());
+    if warm {
+        args.push(WARM_FLAG.to_owned());
+    }
+    args
+}
+
+/// Runs the renderer with the arguments after [`CHILD_COMMAND`]: limits itself, confines
+/// itself, writes [`READY`], then stdin → render → stdout (the reply framed by its length as 8
+/// bytes, little-endian). The return value is the exit code. With [`WARM_FLAG`], the pipeline is
+/// exercised on a synthetic image first (pre-started renderers do this while they wait).
+pub fn run_child(args: &[String]) -> i32 {
+    let (Some(parent), Some(sandbox)) = (
+        args.first().and_then(|p| p.parse().ok()),
+        args.get(1)
+            .zip(args.get(2))
+            .and_then(|(m, c)| Sandbox::from_args(m, c)),
+    ) else {
+        return 2;
+    };
+    if sandbox.apply(parent).is_err() {
+        return 6;
+    }
     // exec reset the dumpable flag the worker set before it: clear it again.
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     if super::seccomp::confine().is_err() {
         return 5;
     }
+    if args.get(3).map(String::as_str) == Some(WARM_FLAG) {
+        warm_up();
+    }
+    // Tell the worker the limits are in place: only now may it lower them for the job.
+    let mut out = std::io::stdout().lock();
+    if out.write_all(&[READY]).and_then(|()| out.flush()).is_err() {
+        return 4;
+    }
+    drop(out);
     let ledger = Ledger::new();
     let mut message = SecretBuf::with_capacity(1 << 20, "renderer.request", &ledger);
     if std::io::copy(&mut std::io::stdin().lock(), &mut message).is_err() {
@@ -175,8 +239,10 @@ pub fn run_child() -> i32 {
     });
     let reply = encode_reply(result, &ledger);
     let mut out = std::io::stdout().lock();
+    let length = (reply.len() as u64).to_le_bytes();
     let ok = out
-        .write_all(reply.as_slice())
+        .write_all(&length)
+        .and_then(|()| out.write_all(reply.as_slice()))
         .and_then(|()| out.flush())
         .is_ok();
     drop(reply);

@@ -216,6 +216,34 @@ impl BinaryWorker {
         self.child.id() as i32
     }
 
+    /// The worker's live child processes (its renderers).
+    pub fn children(&self) -> Vec<u32> {
+        let mut children = Vec::new();
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.pid())).unwrap();
+        for task in tasks.filter_map(Result::ok) {
+            let text = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            children.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
+        }
+        children.sort_unstable();
+        children
+    }
+
+    /// Waits until the worker's children satisfy `ok` (bounded, never a perf check).
+    pub fn wait_for_children(&self, what: &str, ok: impl Fn(&[u32]) -> bool) -> Vec<u32> {
+        let deadline = Instant::now() + REPLY;
+        loop {
+            let children = self.children();
+            if ok(&children) {
+                return children;
+            }
+            assert!(Instant::now() < deadline, "{what}: children {children:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn log_text(&self) -> String {
         String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
     }
