@@ -51,6 +51,32 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.finish();
+
+    // The same with a pause between jobs (not timed), as when the worker is not saturated: the
+    // replacement renderer is ready and warm when the next job comes.
+    let mut paced = c.benchmark_group("isolation_paced");
+    paced.sample_size(10);
+    paced.warm_up_time(std::time::Duration::from_millis(500));
+    paced.measurement_time(std::time::Duration::from_secs(1));
+    for (name, executor) in [
+        ("in_process", &in_process as &dyn Executor),
+        ("isolated", &isolated),
+    ] {
+        paced.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut timed = std::time::Duration::ZERO;
+                for _ in 0..iters {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    let job = job(&body, &limits);
+                    let started = std::time::Instant::now();
+                    runtime.block_on(executor.execute(job)).unwrap();
+                    timed += started.elapsed();
+                }
+                timed
+            })
+        });
+    }
+    paced.finish();
 }
 
 criterion_group!(benches, bench);

@@ -1,16 +1,17 @@
 //! The **broker** side of the worker: connecting with lapin, declaring the topology, turning
 //! deliveries into [`Incoming`] jobs, and publishing replies with confirms.
 //!
-//! Topology declared at start (all names configurable):
-//! - `<queue>` — the jobs queue, with `x-dead-letter-exchange = <queue>.dlx`;
+//! Topology declared on every connection (all names configurable):
+//! - `<queue>` — the jobs queue, with `x-dead-letter-exchange = <queue>.dlx`: a classic queue
+//!   (`topology = transient`) or a quorum queue with `x-delivery-limit` (`durable`);
 //! - `<queue>.dlx` — a fanout exchange receiving rejected messages;
-//! - `<queue>.dead` — the dead-letter queue bound to it.
+//! - `<queue>.dead` — the dead-letter queue bound to it, with `x-message-ttl`.
 //!
 //! Deliveries use manual acks with `basic_qos(prefetch = concurrency)`. Replies go through a
 //! separate channel in confirm mode with the mandatory flag, so a reply to a vanished queue is
 //! returned (and counted) instead of silently dropped.
 
-use crate::config::Config;
+use crate::config::{Config, Topology};
 use crate::executor::BoxFuture;
 use crate::protocol::{CONTENT_TYPE, DEADLINE_HEADER};
 use crate::worker::{Incoming, Props, ReplyOutcome, Settle, TransportError};
@@ -107,7 +108,34 @@ fn tls_config(config: &Config) -> Result<OwnedTLSConfig, BrokerError> {
     })
 }
 
-/// Declares the jobs queue, the dead-letter exchange and the dead-letter queue.
+/// The jobs queue's arguments for the configured topology.
+pub fn queue_arguments(config: &Config) -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString(config.dlx().as_str().into()),
+    );
+    if config.topology == Topology::Durable {
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
+        // The broker's backstop for jobs that kill whole workers: the worker itself answers
+        // and dead-letters a job whose renderer crashed `delivery_limit` times.
+        args.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongLongInt(i64::from(config.delivery_limit)),
+        );
+    }
+    args
+}
+
+/// Declares the jobs queue, the dead-letter exchange and the dead-letter queue for the
+/// configured topology:
+/// - transient: a classic queue (messages are published non-persistent);
+/// - durable: a quorum queue with `x-delivery-limit`.
+///
+/// The dead-letter queue drops messages after `dead_letter_ttl_secs`: they may hold photos.
 pub async fn declare_topology(channel: &Channel, config: &Config) -> Result<(), BrokerError> {
     let (dlx, dlq) = (config.dlx(), config.dlq());
     let durable = ExchangeDeclareOptions {
@@ -127,8 +155,14 @@ pub async fn declare_topology(channel: &Channel, config: &Config) -> Result<(), 
         durable: true,
         ..Default::default()
     };
+    let mut dead_args = FieldTable::default();
+    let ttl_ms = config.dead_letter_ttl_secs.saturating_mul(1000);
+    dead_args.insert(
+        "x-message-ttl".into(),
+        AMQPValue::LongLongInt(i64::try_from(ttl_ms).unwrap_or(i64::MAX)),
+    );
     channel
-        .queue_declare(dlq.as_str().into(), queue_opts, FieldTable::default())
+        .queue_declare(dlq.as_str().into(), queue_opts, dead_args)
         .await
         .map_err(op("declaring the dead-letter queue"))?;
     channel
@@ -141,13 +175,12 @@ pub async fn declare_topology(channel: &Channel, config: &Config) -> Result<(), 
         )
         .await
         .map_err(op("binding the dead-letter queue"))?;
-    let mut args = FieldTable::default();
-    args.insert(
-        "x-dead-letter-exchange".into(),
-        AMQPValue::LongString(dlx.as_str().into()),
-    );
     channel
-        .queue_declare(config.queue.as_str().into(), queue_opts, args)
+        .queue_declare(
+            config.queue.as_str().into(),
+            queue_opts,
+            queue_arguments(config),
+        )
         .await
         .map_err(op("declaring the jobs queue"))?;
     Ok(())
@@ -248,6 +281,7 @@ fn incoming(mut delivery: Delivery, publisher: &Arc<Publisher>) -> Incoming {
         reply_to: text(p.reply_to().as_ref()),
         content_type: text(p.content_type().as_ref()),
         redelivered: delivery.redelivered,
+        delivery_count: delivery_count(p),
         deadline_ms: deadline_ms(p),
     };
     Incoming {
@@ -258,6 +292,17 @@ fn incoming(mut delivery: Delivery, publisher: &Arc<Publisher>) -> Incoming {
             acker: delivery.acker,
             publisher: publisher.clone(),
         }),
+    }
+}
+
+/// Earlier deliveries of this message, from a quorum queue's `x-delivery-count` header.
+fn delivery_count(p: &BasicProperties) -> Option<u64> {
+    match p.headers().as_ref()?.inner().get("x-delivery-count")? {
+        AMQPValue::LongLongInt(n) => u64::try_from(*n).ok(),
+        AMQPValue::LongInt(n) => u64::try_from(*n).ok(),
+        AMQPValue::LongUInt(n) => Some(u64::from(*n)),
+        AMQPValue::ShortInt(n) => u64::try_from(*n).ok(),
+        _ => None,
     }
 }
 

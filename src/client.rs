@@ -33,6 +33,12 @@ pub enum ClientError {
     /// The client's reply consumer stopped.
     #[error("the reply consumer stopped")]
     Closed,
+    /// The broker refused to take the job (publisher confirm nack).
+    #[error("the broker refused the job")]
+    Refused,
+    /// The connection settings are unusable.
+    #[error("{0}")]
+    Config(String),
 }
 
 type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Vec<u8>>>>>;
@@ -45,6 +51,7 @@ pub struct Client {
     pending: Pending,
     next_id: AtomicU64,
     prefix: String,
+    persistent: bool,
 }
 
 /// Properties of a raw message, for sending requests the typed API would not build.
@@ -61,11 +68,38 @@ pub struct RawProps {
 }
 
 impl Client {
-    /// Connects to `url` and prepares to send jobs to `queue`.
+    /// Connects to `url` and prepares to send jobs to `queue` of the transient topology
+    /// (non-persistent messages).
     pub async fn connect(url: &str, queue: &str) -> Result<Self, ClientError> {
         let props = ConnectionProperties::default().with_connection_name("midnit-client".into());
         let conn = Connection::connect(url, props).await?;
+        Self::on(conn, queue, false).await
+    }
+
+    /// Connects as the worker does (its URL, `frame_max` and TLS settings) and sends jobs to
+    /// its queue, persistent when its topology is durable.
+    pub async fn for_worker(config: &crate::config::Config) -> Result<Self, ClientError> {
+        let conn = crate::broker::connect(config, "midnit-client")
+            .await
+            .map_err(|e| match e {
+                crate::broker::BrokerError::Connect { source, .. }
+                | crate::broker::BrokerError::Op { source, .. } => ClientError::Broker(source),
+                other => ClientError::Config(other.to_string()),
+            })?;
+        let durable = config.topology == crate::config::Topology::Durable;
+        Self::on(conn, &config.queue, durable).await
+    }
+
+    /// A client on an open connection. `persistent` publishes jobs persistent (durable
+    /// topology) and waits for the broker's confirm of each, so a job the call returned for
+    /// is on the broker's disk.
+    pub async fn on(conn: Connection, queue: &str, persistent: bool) -> Result<Self, ClientError> {
         let channel = conn.create_channel().await?;
+        if persistent {
+            channel
+                .confirm_select(lapin::options::ConfirmSelectOptions::default())
+                .await?;
+        }
         let no_ack = BasicConsumeOptions {
             no_ack: true,
             ..Default::default()
@@ -100,6 +134,7 @@ impl Client {
             pending,
             next_id: AtomicU64::new(0),
             prefix,
+            persistent,
         })
     }
 
@@ -130,7 +165,8 @@ impl Client {
         if let Some(id) = &props.correlation_id {
             self.pending.lock().unwrap().insert(id.clone(), tx);
         }
-        let mut p = BasicProperties::default().with_delivery_mode(1);
+        let mode = if self.persistent { 2 } else { 1 };
+        let mut p = BasicProperties::default().with_delivery_mode(mode);
         if let Some(v) = &props.correlation_id {
             p = p.with_correlation_id(v.as_str().into());
         }
@@ -146,7 +182,8 @@ impl Client {
             headers.insert(DEADLINE_HEADER.into(), value);
             p = p.with_headers(headers);
         }
-        self.channel
+        let confirm = self
+            .channel
             .basic_publish(
                 "".into(),
                 self.queue.as_str().into(),
@@ -155,6 +192,11 @@ impl Client {
                 p,
             )
             .await?;
+        if self.persistent {
+            if let lapin::Confirmation::Nack(_) = confirm.await? {
+                return Err(ClientError::Refused);
+            }
+        }
         Ok(rx)
     }
 

@@ -48,7 +48,7 @@ pub async fn submit(
     timeout: Duration,
 ) -> anyhow::Result<(Reply, String)> {
     let request = request_file::load(request)?;
-    let client = Client::connect(config.amqp_url.expose(), &config.queue).await?;
+    let client = Client::for_worker(config).await?;
     let id = client.new_correlation_id();
     let sent = client
         .send_raw(&encode_request(&request), &RawProps::request(&id))

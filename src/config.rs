@@ -105,6 +105,30 @@ impl std::str::FromStr for ExecutorKind {
     }
 }
 
+/// How jobs are kept on the broker.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Topology {
+    /// A classic queue and non-persistent messages: nothing of a photo is written to the
+    /// broker's disk; queued jobs are lost if the broker restarts (the device retries).
+    Transient,
+    /// A quorum queue and persistent messages, with a delivery limit: nothing is lost across a
+    /// broker restart, and photos are on the broker's disk until their job is acked.
+    Durable,
+}
+
+impl std::str::FromStr for Topology {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "transient" => Ok(Self::Transient),
+            "durable" => Ok(Self::Durable),
+            _ => Err(format!("`{s}` is not transient or durable")),
+        }
+    }
+}
+
 /// Limits every job is held to. Each breach is a typed error reply, never a crash.
 #[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
@@ -167,6 +191,15 @@ pub struct Config {
     pub amqp_url: SecretUrl,
     /// Queue the worker consumes render jobs from.
     pub queue: String,
+    /// `transient` (classic queue, nothing on the broker's disk) or `durable` (quorum queue,
+    /// persistent messages, survives a broker restart).
+    pub topology: Topology,
+    /// Deliveries of one job whose renderer crashed before it is answered `internal` and
+    /// dead-lettered (durable; the transient topology can only tell a first delivery from a
+    /// later one, so it allows at most two). Also the quorum queue's `x-delivery-limit`.
+    pub delivery_limit: u32,
+    /// How long a dead-lettered message is kept in the dead-letter queue, in seconds.
+    pub dead_letter_ttl_secs: u64,
     /// Dead-letter exchange for rejected messages (default `<queue>.dlx`).
     pub dead_letter_exchange: Option<String>,
     /// Queue bound to the dead-letter exchange (default `<queue>.dead`).
@@ -219,6 +252,9 @@ impl Default for Config {
         Self {
             amqp_url: SecretUrl::new("amqp://guest:guest@127.0.0.1:5672/%2f"),
             queue: "midnit.render".into(),
+            topology: Topology::Transient,
+            delivery_limit: 3,
+            dead_letter_ttl_secs: 3600,
             dead_letter_exchange: None,
             dead_letter_queue: None,
             concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -246,6 +282,18 @@ impl Default for Config {
 pub const KEYS: &[(&str, &str)] = &[
     ("amqp_url", "AMQP URL of the broker"),
     ("queue", "queue the worker consumes render jobs from"),
+    (
+        "topology",
+        "transient (classic queue, nothing on disk) or durable (quorum)",
+    ),
+    (
+        "delivery_limit",
+        "deliveries of a job that crashes its renderer before it is dead-lettered",
+    ),
+    (
+        "dead_letter_ttl_secs",
+        "how long the dead-letter queue keeps a message",
+    ),
     (
         "dead_letter_exchange",
         "dead-letter exchange (default <queue>.dlx)",
@@ -378,6 +426,9 @@ impl Config {
         match key {
             "amqp_url" => self.amqp_url = SecretUrl::new(value.trim()),
             "queue" => self.queue = value.trim().into(),
+            "topology" => self.topology = parse(key, value)?,
+            "delivery_limit" => self.delivery_limit = parse(key, value)?,
+            "dead_letter_ttl_secs" => self.dead_letter_ttl_secs = parse(key, value)?,
             "dead_letter_exchange" => self.dead_letter_exchange = Some(value.trim().into()),
             "dead_letter_queue" => self.dead_letter_queue = Some(value.trim().into()),
             "concurrency" => self.concurrency = parse(key, value)?,
@@ -434,6 +485,9 @@ impl Config {
         }
         if self.limits.max_job_seconds == 0 {
             return bad("max_job_seconds", "must be at least 1");
+        }
+        if self.delivery_limit == 0 {
+            return bad("delivery_limit", "must be at least 1");
         }
         if !(4096..=131_072).contains(&self.frame_max) {
             return bad("frame_max", "must be between 4096 and 131072");
@@ -532,6 +586,7 @@ mod tests {
                 | "tls_key_file" => "/bin/x",
                 "wipe_memory" => "false",
                 "executor" => "in_process",
+                "topology" => "durable",
                 _ => "5",
             };
             Config::default().set(key, value).unwrap();

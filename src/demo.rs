@@ -133,7 +133,7 @@ async fn run_on_broker(config: Config, jobs: &[DemoJob], out_dir: &Path) -> anyh
     let worker = Worker::start(config.clone()).await?;
     let stop = CancellationToken::new();
     let running = tokio::spawn(worker.run(stop.clone()));
-    let client = Client::connect(config.amqp_url.expose(), &config.queue).await?;
+    let client = Client::for_worker(&config).await?;
     for job in jobs {
         let started = Instant::now();
         let reply = client.render(&job.request, REPLY_TIMEOUT).await?;

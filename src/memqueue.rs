@@ -44,8 +44,7 @@ impl MemQueue {
                 correlation_id: Some(correlation_id.into()),
                 reply_to: Some(DIRECT_REPLY_TO.into()),
                 content_type: Some(CONTENT_TYPE.into()),
-                redelivered: false,
-                deadline_ms: None,
+                ..Props::default()
             },
             settle: Box::new(MemSettle {
                 waiters: self.waiters.clone(),

@@ -226,6 +226,9 @@ pub struct JobError {
     pub code: ErrorCode,
     /// The human-readable message.
     pub message: String,
+    /// The renderer died on this job (a crash, not a limit): the job may be tried again
+    /// elsewhere, up to the delivery limit, before it is answered and dead-lettered.
+    pub crashed: bool,
 }
 
 impl JobError {
@@ -234,6 +237,15 @@ impl JobError {
         Self {
             code,
             message: message.into(),
+            crashed: false,
+        }
+    }
+
+    /// The renderer crashed on the job: `internal`, marked as a crash.
+    pub fn crashed(message: impl Into<String>) -> Self {
+        Self {
+            crashed: true,
+            ..Self::new(ErrorCode::Internal, message)
         }
     }
 

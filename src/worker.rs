@@ -36,6 +36,8 @@ pub struct Props {
     pub content_type: Option<String>,
     /// Whether the broker delivered this message before.
     pub redelivered: bool,
+    /// How many times it was delivered before (a quorum queue's `x-delivery-count`).
+    pub delivery_count: Option<u64>,
     /// When the job stops being useful (ms since the Unix epoch): the deadline header, or the
     /// message's `timestamp` + `expiration`, whichever is earlier.
     pub deadline_ms: Option<u64>,
@@ -208,6 +210,23 @@ pub async fn handle(incoming: Incoming, shared: Arc<Shared>) {
             return;
         };
         let result = run_job(body, &props, &shared, &ledger).await;
+        let crashed = matches!(&result, Err(e) if e.crashed);
+        let attempt = Attempt::of(&props, &shared.config);
+        if crashed && !attempt.is_last() {
+            // Maybe the job, maybe the machine: another delivery (perhaps on another worker)
+            // gets a fresh renderer. No reply yet: the requester waits for the last attempt.
+            drop(result);
+            shared.stats.crash_requeued();
+            warn!(
+                attempt = attempt.number,
+                of = attempt.limit,
+                "the renderer crashed; requeueing the job for another attempt"
+            );
+            if let Err(e) = settle.reject(true).await {
+                warn!(error = %e, "requeue failed; the broker will redeliver");
+            }
+            return;
+        }
         let outcome = Outcome::of(&result);
         let signing = shared
             .signer
@@ -237,7 +256,18 @@ pub async fn handle(incoming: Incoming, shared: Arc<Shared>) {
                 return;
             }
         }
-        if let Err(e) = settle.ack().await {
+        if crashed {
+            // A poison message: answered, then dead-lettered for the operator (the dead-letter
+            // queue drops it after its TTL), never redelivered again.
+            shared.stats.rejected();
+            warn!(
+                attempt = attempt.number,
+                "the renderer crashed on every attempt: answered `internal` and dead-lettered"
+            );
+            if let Err(e) = settle.reject(false).await {
+                warn!(error = %e, "dead-lettering failed; the broker will redeliver");
+            }
+        } else if let Err(e) = settle.ack().await {
             warn!(error = %e, "ack failed after the reply was sent; a duplicate reply may follow");
         }
         let reply_bytes = sealed.body.len();
@@ -260,6 +290,35 @@ pub async fn handle(incoming: Incoming, shared: Arc<Shared>) {
     }
     .instrument(span)
     .await
+}
+
+/// Which delivery of a job this is, and how many a job that crashes its renderer gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Attempt {
+    number: u64,
+    limit: u64,
+}
+
+impl Attempt {
+    fn of(props: &Props, config: &Config) -> Self {
+        let limit = u64::from(config.delivery_limit);
+        match (config.topology, props.delivery_count) {
+            // A quorum queue counts earlier deliveries.
+            (crate::config::Topology::Durable, Some(count)) => Self {
+                number: count + 1,
+                limit,
+            },
+            // A classic queue only says whether the message was delivered before.
+            _ => Self {
+                number: if props.redelivered { 2 } else { 1 },
+                limit: limit.min(2),
+            },
+        }
+    }
+
+    fn is_last(&self) -> bool {
+        self.number >= self.limit
+    }
 }
 
 fn ms(d: Duration) -> f64 {

@@ -511,21 +511,6 @@ async fn direct_reply_to_is_the_clients_default() {
     w.stop().await;
 }
 
-async fn wait_get(ch: &lapin::Channel, queue: &str) -> lapin::message::Delivery {
-    let deadline = std::time::Instant::now() + REPLY;
-    loop {
-        let opts = lapin::options::BasicGetOptions { no_ack: true };
-        if let Some(m) = ch.basic_get(queue.into(), opts).await.unwrap() {
-            return m.delivery;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "nothing arrived on {queue}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-}
-
 async fn wait_until(mut cond: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + REPLY;
     while !cond() {

@@ -333,8 +333,8 @@ fn classify(status: ExitStatus, stderr: &str, limits: &Limits) -> JobError {
                 limits.max_job_seconds
             ),
         ),
-        Some(sig) => internal(format!("the renderer died (signal {sig})")),
-        None => internal(format!(
+        Some(sig) => JobError::crashed(format!("the renderer died (signal {sig})")),
+        None => JobError::crashed(format!(
             "the renderer failed (exit code {})",
             status.code().unwrap_or(-1)
         )),

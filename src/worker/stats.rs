@@ -17,6 +17,7 @@ pub struct Stats {
     ready: AtomicBool,
     reconnects: AtomicU64,
     idle_wipes: AtomicU64,
+    crash_requeues: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -40,6 +41,8 @@ pub struct StatsSnapshot {
     pub reconnects: u64,
     /// Idle connections replaced so their buffers are wiped.
     pub idle_wipes: u64,
+    /// Jobs requeued after their renderer crashed (not yet at the delivery limit).
+    pub crash_requeues: u64,
 }
 
 impl Stats {
@@ -74,6 +77,10 @@ impl Stats {
         self.reconnects.fetch_add(1, Relaxed);
     }
 
+    pub(super) fn crash_requeued(&self) {
+        self.crash_requeues.fetch_add(1, Relaxed);
+    }
+
     /// Counts an idle connection replaced.
     pub fn idle_wiped(&self) {
         self.idle_wipes.fetch_add(1, Relaxed);
@@ -99,6 +106,7 @@ impl Stats {
             ready: self.ready.load(Relaxed),
             reconnects: self.reconnects.load(Relaxed),
             idle_wipes: self.idle_wipes.load(Relaxed),
+            crash_requeues: self.crash_requeues.load(Relaxed),
         }
     }
 }

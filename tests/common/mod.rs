@@ -114,6 +114,19 @@ pub async fn delete_topology(config: &Config) {
     let _ = conn.close(200, "test done".into()).await;
 }
 
+/// Takes one message from `queue`, waiting until one arrives (bounded).
+pub async fn wait_get(ch: &lapin::Channel, queue: &str) -> lapin::message::Delivery {
+    let deadline = Instant::now() + REPLY;
+    loop {
+        let opts = lapin::options::BasicGetOptions { no_ack: true };
+        if let Some(m) = ch.basic_get(queue.into(), opts).await.unwrap() {
+            return m.delivery;
+        }
+        assert!(Instant::now() < deadline, "nothing arrived on {queue}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Deletes the topology of a worker that consumed `queue` with the default names.
 pub async fn delete_queue(queue: &str) {
     let c = Config {
