@@ -13,7 +13,7 @@
 
 use crate::config::{Config, Topology};
 use crate::executor::BoxFuture;
-use crate::protocol::{CONTENT_TYPE, DEADLINE_HEADER};
+use crate::protocol::{CONTENT_TYPE, DEADLINE_HEADER, SENT_HEADER};
 use crate::worker::{Incoming, Props, ReplyOutcome, Settle, TransportError};
 use futures_util::{Stream, StreamExt};
 use lapin::message::Delivery;
@@ -282,6 +282,7 @@ fn incoming(mut delivery: Delivery, publisher: &Arc<Publisher>) -> Incoming {
         content_type: text(p.content_type().as_ref()),
         redelivered: delivery.redelivered,
         delivery_count: delivery_count(p),
+        sent_ms: sent_ms(p),
         deadline_ms: deadline_ms(p),
     };
     Incoming {
@@ -293,6 +294,21 @@ fn incoming(mut delivery: Delivery, publisher: &Arc<Publisher>) -> Incoming {
             publisher: publisher.clone(),
         }),
     }
+}
+
+/// When the requester published the message: the `x-midnit-sent-ms` header, else the
+/// `timestamp` property (whole seconds).
+fn sent_ms(p: &BasicProperties) -> Option<u64> {
+    let header = p
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(SENT_HEADER))
+        .and_then(|v| match v {
+            AMQPValue::LongLongInt(n) => u64::try_from(*n).ok(),
+            AMQPValue::LongUInt(n) => Some(u64::from(*n)),
+            _ => None,
+        });
+    header.or_else(|| p.timestamp().map(|s| s.saturating_mul(1000)))
 }
 
 /// Earlier deliveries of this message, from a quorum queue's `x-delivery-count` header.

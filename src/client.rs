@@ -7,6 +7,7 @@
 
 use crate::protocol::{
     decode_reply, encode_request, Reply, Request, CONTENT_TYPE, DEADLINE_HEADER, DIRECT_REPLY_TO,
+    SENT_HEADER,
 };
 use futures_util::StreamExt;
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions};
@@ -176,12 +177,14 @@ impl Client {
         if let Some(v) = &props.content_type {
             p = p.with_content_type(v.as_str().into());
         }
+        let mut headers = FieldTable::default();
+        let sent = i64::try_from(crate::wipe::now_unix_ms()).unwrap_or(i64::MAX);
+        headers.insert(SENT_HEADER.into(), AMQPValue::LongLongInt(sent));
         if let Some(deadline) = props.deadline_ms {
-            let mut headers = FieldTable::default();
             let value = AMQPValue::LongLongInt(i64::try_from(deadline).unwrap_or(i64::MAX));
             headers.insert(DEADLINE_HEADER.into(), value);
-            p = p.with_headers(headers);
         }
+        p = p.with_headers(headers);
         let confirm = self
             .channel
             .basic_publish(

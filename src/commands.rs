@@ -18,8 +18,25 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let shutdown = CancellationToken::new();
     tokio::spawn(on_signals(shutdown.clone()));
     let executor = crate::executor::from_config(&config).map_err(ServeError::Executor)?;
+    let http_addr = config.http_addr.clone();
     let worker = Worker::prepare(config, executor)?;
-    worker.run(shutdown).await.map(drop)
+    let http_stop = CancellationToken::new();
+    if !http_addr.is_empty() {
+        let listener = crate::http::bind(&http_addr)
+            .await
+            .map_err(|e| ServeError::Http(http_addr.clone(), e))?;
+        if let Some(addr) = crate::http::local_addr(&listener) {
+            tracing::info!(%addr, "health and metrics: /healthz /readyz /metrics");
+        }
+        tokio::spawn(crate::http::run(
+            listener,
+            worker.shared(),
+            http_stop.clone(),
+        ));
+    }
+    let result = worker.run(shutdown).await.map(drop);
+    http_stop.cancel();
+    result
 }
 
 async fn on_signals(shutdown: CancellationToken) {

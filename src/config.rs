@@ -240,6 +240,9 @@ pub struct Config {
     pub tls_cert_file: Option<PathBuf>,
     /// PEM file of the client certificate's PKCS#8 private key.
     pub tls_key_file: Option<PathBuf>,
+    /// Address of the health and metrics listener (`/healthz`, `/readyz`, `/metrics`); empty
+    /// turns it off. Port 0 picks a free port (logged).
+    pub http_addr: String,
     /// Zero freed memory and wipe idle connections. Only the wipe proof's negative control turns
     /// this off; a worker running with `false` logs a warning at start.
     pub wipe_memory: bool,
@@ -272,6 +275,7 @@ impl Default for Config {
             tls_ca_file: None,
             tls_cert_file: None,
             tls_key_file: None,
+            http_addr: "127.0.0.1:9464".into(),
             wipe_memory: true,
             limits: Limits::default(),
         }
@@ -341,6 +345,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("tls_ca_file", "PEM CA bundle for amqps://"),
     ("tls_cert_file", "PEM client certificate for amqps://"),
     ("tls_key_file", "PEM PKCS#8 key of the client certificate"),
+    (
+        "http_addr",
+        "health and metrics listener address (empty: off)",
+    ),
     (
         "wipe_memory",
         "zero freed memory and wipe idle connections (tests only set false)",
@@ -446,6 +454,7 @@ impl Config {
             "tls_ca_file" => self.tls_ca_file = Some(PathBuf::from(value.trim())),
             "tls_cert_file" => self.tls_cert_file = Some(PathBuf::from(value.trim())),
             "tls_key_file" => self.tls_key_file = Some(PathBuf::from(value.trim())),
+            "http_addr" => self.http_addr = value.trim().into(),
             "wipe_memory" => self.wipe_memory = parse(key, value)?,
             "max_body_bytes" => l.max_body_bytes = parse(key, value)?,
             "max_inputs" => l.max_inputs = parse(key, value)?,
@@ -485,6 +494,12 @@ impl Config {
         }
         if self.limits.max_job_seconds == 0 {
             return bad("max_job_seconds", "must be at least 1");
+        }
+        if !self.http_addr.is_empty() && self.http_addr.parse::<std::net::SocketAddr>().is_err() {
+            return bad(
+                "http_addr",
+                "must be host:port (an IP address), or empty for off",
+            );
         }
         if self.delivery_limit == 0 {
             return bad("delivery_limit", "must be at least 1");
@@ -585,6 +600,7 @@ mod tests {
                 "renderer_binary" | "receipt_key_file" | "tls_ca_file" | "tls_cert_file"
                 | "tls_key_file" => "/bin/x",
                 "wipe_memory" => "false",
+                "http_addr" => "127.0.0.1:0",
                 "executor" => "in_process",
                 "topology" => "durable",
                 _ => "5",

@@ -15,7 +15,7 @@
 //!    and feed its [`wipe::Ledger`]; [`wipe::ZeroingAlloc`] zeroes every freed heap block.
 //!
 //! Around them: [`protocol`] (the v1 wire contract), [`config`], [`serve`] (a worker on the
-//! broker, start to clean exit), [`client`] (the backend's side), [`memqueue`] (the demo's
+//! broker, start to clean exit), [`http`] (health and metrics), [`client`] (the backend's side), [`memqueue`] (the demo's
 //! in-process queue), [`telemetry`], [`request_file`], [`samples`], [`demo`], [`commands`].
 
 pub mod broker;
@@ -24,6 +24,7 @@ pub mod commands;
 pub mod config;
 pub mod demo;
 pub mod executor;
+pub mod http;
 pub mod intake;
 pub mod memqueue;
 pub mod pipeline;

@@ -20,6 +20,10 @@ pub const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
 /// after it is answered `job.expired` without being rendered.
 pub const DEADLINE_HEADER: &str = "x-midnit-deadline-ms";
 
+/// Optional request header: when the requester published the job, in ms since the Unix epoch
+/// (integer). Used only for the queue-wait metric.
+pub const SENT_HEADER: &str = "x-midnit-sent-ms";
+
 /// A render request (the CBOR body of a job message).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -30,6 +30,9 @@ pub enum ServeError {
     /// The renderer binary cannot be located.
     #[error("cannot locate the renderer binary: {0}")]
     Executor(std::io::Error),
+    /// The health and metrics listener cannot bind its address.
+    #[error("cannot listen for health and metrics on {0}: {1}")]
+    Http(String, std::io::Error),
     /// Shutdown gave up on jobs that did not finish in time; the broker redelivers them.
     #[error("{0} jobs did not finish within the drain timeout; the broker will redeliver them")]
     DrainTimeout(usize),
@@ -55,7 +58,8 @@ struct Session {
 
 impl Session {
     async fn open(config: &Config) -> Result<Self, BrokerError> {
-        let conn = broker::connect(config, "midnit-worker").await?;
+        let name = format!("midnit-worker {} {}", config.queue, std::process::id());
+        let conn = broker::connect(config, &name).await?;
         let (consuming, source) = match Consuming::start(&conn, config).await {
             Ok(started) => started,
             Err(e) => {
@@ -212,6 +216,7 @@ impl Worker {
         let idle_wipe = (config.wipe_memory && config.idle_wipe_secs > 0)
             .then(|| Duration::from_secs(config.idle_wipe_secs));
         let mut backoff = Backoff::new(config);
+        let mut lost = false;
         loop {
             let mut session = match self.session.take() {
                 Some(session) => session,
@@ -220,6 +225,10 @@ impl Worker {
                     None => break,
                 },
             };
+            if std::mem::take(&mut lost) {
+                self.shared.stats.reconnected();
+                info!("reconnected to the broker; consuming again");
+            }
             let stopped = accept(
                 &mut session.source,
                 &self.shared,
@@ -249,6 +258,7 @@ impl Worker {
                     backoff.reset();
                 }
                 Stopped::SourceEnded => {
+                    lost = true;
                     self.shared.stats.set_ready(false);
                     warn!(in_flight = tracker.len(), "the broker connection was lost; unacked jobs return to the queue; reconnecting");
                     drop(session);

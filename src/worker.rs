@@ -10,7 +10,7 @@ mod reply;
 mod stats;
 
 pub use reply::{seal, Signing};
-pub use stats::{Stats, StatsSnapshot};
+pub use stats::{Stage, Stats, StatsSnapshot};
 
 use crate::config::Config;
 use crate::executor::{BoxFuture, Executor};
@@ -38,6 +38,8 @@ pub struct Props {
     pub redelivered: bool,
     /// How many times it was delivered before (a quorum queue's `x-delivery-count`).
     pub delivery_count: Option<u64>,
+    /// When the requester published it (ms since the Unix epoch), if it said.
+    pub sent_ms: Option<u64>,
     /// When the job stops being useful (ms since the Unix epoch): the deadline header, or the
     /// message's `timestamp` + `expiration`, whichever is earlier.
     pub deadline_ms: Option<u64>,
@@ -197,6 +199,11 @@ pub async fn handle(incoming: Incoming, shared: Arc<Shared>) {
     async move {
         let started = Instant::now();
         let started_ms = now_unix_ms();
+        let _in_flight = InFlight::new(&shared.stats);
+        if let Some(sent) = props.sent_ms {
+            let waited = Duration::from_millis(started_ms.saturating_sub(sent));
+            shared.stats.observe(Stage::QueueWait, waited);
+        }
         info!(body_bytes = body.len(), "job received");
         let ledger = Ledger::new();
         let body = SecretBuf::new(body, "request.body", &ledger);
@@ -271,7 +278,16 @@ pub async fn handle(incoming: Incoming, shared: Arc<Shared>) {
             warn!(error = %e, "ack failed after the reply was sent; a duplicate reply may follow");
         }
         let reply_bytes = sealed.body.len();
+        let wiping = Instant::now();
         sealed.body.wipe();
+        let stats = &shared.stats;
+        stats.observe(Stage::Wipe, sealed.wipe_time + wiping.elapsed());
+        stats.observe(Stage::Reply, reply_at.elapsed());
+        if let Some(t) = &sealed.timings {
+            stats.observe(Stage::Decode, t.decode);
+            stats.observe(Stage::Render, t.resize);
+            stats.observe(Stage::Encode, t.encode);
+        }
         shared
             .stats
             .finished(&outcome, sealed.wiped_bytes + reply_bytes as u64);
@@ -290,6 +306,22 @@ pub async fn handle(incoming: Incoming, shared: Arc<Shared>) {
     }
     .instrument(span)
     .await
+}
+
+/// Counts a job in flight for as long as it lives.
+struct InFlight<'a>(&'a Stats);
+
+impl<'a> InFlight<'a> {
+    fn new(stats: &'a Stats) -> Self {
+        stats.started();
+        Self(stats)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.ended();
+    }
 }
 
 /// Which delivery of a job this is, and how many a job that crashes its renderer gets.

@@ -20,6 +20,8 @@ pub struct Sealed {
     pub wiped_bytes: u64,
     /// Stage timings, when the job rendered.
     pub timings: Option<StageTimings>,
+    /// Time spent wiping the outputs once copied into the body.
+    pub wipe_time: std::time::Duration,
 }
 
 #[derive(Serialize)]
@@ -55,6 +57,7 @@ pub fn seal(
     body.write_all(&[entries]).expect("memory write");
     put(&mut body, "v");
     put(&mut body, &VERSION);
+    let mut wipe_time = std::time::Duration::ZERO;
     let timings = match result {
         Ok(rendered) => {
             put(&mut body, "status");
@@ -74,7 +77,9 @@ pub fn seal(
             put(&mut body, &views);
             drop(views);
             let timings = rendered.timings;
+            let wiping = std::time::Instant::now();
             drop(rendered); // the outputs' wipes land in the ledger here, before the receipt
+            wipe_time = wiping.elapsed();
             Some(timings)
         }
         Err(error) => {
@@ -96,5 +101,6 @@ pub fn seal(
         body,
         wiped_bytes: receipt.wiped_bytes,
         timings,
+        wipe_time,
     }
 }

@@ -1,23 +1,85 @@
-//! Counters of what the worker did, for logs, the demo and (later) metrics.
+//! What the worker did: counters and histograms for logs, the demo, tests and the Prometheus
+//! `/metrics` endpoint ([`Stats::encode`]). Names follow Prometheus conventions: `midnit_`
+//! prefix, `_total` for counters, `_seconds` and `_bytes` units.
 
 use super::Outcome;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::{Registry, Unit};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::time::Duration;
+
+/// A stage of a job, for the duration histograms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// From the requester's publish (when it says) to pickup.
+    QueueWait,
+    /// Intake and decoding.
+    Decode,
+    /// Geometry, resizing and colour.
+    Render,
+    /// Encoding the outputs.
+    Encode,
+    /// Publishing the reply until the broker confirms it.
+    Reply,
+    /// Wiping the job's buffers after its outputs are sealed.
+    Wipe,
+}
+
+impl Stage {
+    fn label(self) -> &'static str {
+        match self {
+            Self::QueueWait => "queue_wait",
+            Self::Decode => "decode",
+            Self::Render => "render",
+            Self::Encode => "encode",
+            Self::Reply => "reply",
+            Self::Wipe => "wipe",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabels {
+    outcome: &'static str,
+    code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabels {
+    stage: &'static str,
+}
+
+fn stage_histogram() -> Histogram {
+    // 0.5 ms … about 16 s.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
 
 /// Live counters. Cheap to update from any task.
-#[derive(Debug, Default)]
 pub struct Stats {
-    ok: AtomicU64,
-    errors: Mutex<BTreeMap<&'static str, u64>>,
-    rejected: AtomicU64,
-    returned: AtomicU64,
-    reply_failed: AtomicU64,
-    wiped_bytes: AtomicU64,
-    ready: AtomicBool,
-    reconnects: AtomicU64,
-    idle_wipes: AtomicU64,
-    crash_requeues: AtomicU64,
+    registry: Registry,
+    jobs: Family<JobLabels, Counter>,
+    stages: Family<StageLabels, Histogram, fn() -> Histogram>,
+    in_flight: Gauge,
+    ready: Gauge,
+    dead_lettered: Counter,
+    returned: Counter,
+    reply_failed: Counter,
+    wiped_bytes: Counter,
+    reconnects: Counter,
+    idle_wipes: Counter,
+    crash_requeues: Counter,
+}
+
+impl std::fmt::Debug for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stats")
+            .field("snapshot", &self.snapshot())
+            .finish()
+    }
 }
 
 /// A copy of the counters at one moment.
@@ -27,7 +89,7 @@ pub struct StatsSnapshot {
     pub ok: u64,
     /// Jobs answered with an error, by code.
     pub errors: BTreeMap<&'static str, u64>,
-    /// Messages rejected to the dead-letter queue (no usable `reply_to`).
+    /// Messages rejected to the dead-letter queue (no usable `reply_to`, or a poison job).
     pub rejected: u64,
     /// Replies the broker returned (requester gone).
     pub returned: u64,
@@ -43,70 +105,225 @@ pub struct StatsSnapshot {
     pub idle_wipes: u64,
     /// Jobs requeued after their renderer crashed (not yet at the delivery limit).
     pub crash_requeues: u64,
+    /// Jobs being handled now.
+    pub in_flight: u64,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        let mut stats = Self {
+            registry: Registry::with_prefix("midnit"),
+            jobs: Family::default(),
+            stages: Family::new_with_constructor(stage_histogram),
+            in_flight: Gauge::default(),
+            ready: Gauge::default(),
+            dead_lettered: Counter::default(),
+            returned: Counter::default(),
+            reply_failed: Counter::default(),
+            wiped_bytes: Counter::default(),
+            reconnects: Counter::default(),
+            idle_wipes: Counter::default(),
+            crash_requeues: Counter::default(),
+        };
+        let r = &mut stats.registry;
+        r.register(
+            "jobs",
+            "Jobs answered, by outcome (ok or error) and error code",
+            stats.jobs.clone(),
+        );
+        r.register_with_unit(
+            "job_stage_duration",
+            "Time per job stage: queue_wait, decode, render, encode, reply, wipe",
+            Unit::Seconds,
+            stats.stages.clone(),
+        );
+        r.register(
+            "jobs_in_flight",
+            "Jobs being handled now",
+            stats.in_flight.clone(),
+        );
+        r.register(
+            "broker_connected",
+            "1 while connected to the broker and consuming",
+            stats.ready.clone(),
+        );
+        r.register(
+            "dead_lettered",
+            "Messages rejected to the dead-letter queue (no reply_to, or poison)",
+            stats.dead_lettered.clone(),
+        );
+        r.register(
+            "replies_returned",
+            "Replies the broker returned because the requester's queue is gone",
+            stats.returned.clone(),
+        );
+        r.register(
+            "replies_unconfirmed",
+            "Replies the broker did not confirm (the job was requeued)",
+            stats.reply_failed.clone(),
+        );
+        r.register_with_unit(
+            "wiped",
+            "Bytes of job data wiped",
+            Unit::Bytes,
+            stats.wiped_bytes.clone(),
+        );
+        r.register(
+            "broker_reconnects",
+            "Broker connections reopened after a loss",
+            stats.reconnects.clone(),
+        );
+        r.register(
+            "idle_wipes",
+            "Idle broker connections replaced so their buffers are freed and zeroed",
+            stats.idle_wipes.clone(),
+        );
+        r.register(
+            "crash_requeues",
+            "Jobs requeued after their renderer crashed",
+            stats.crash_requeues.clone(),
+        );
+        stats
+    }
 }
 
 impl Stats {
     pub(super) fn finished(&self, outcome: &Outcome, wiped: u64) {
-        match outcome {
-            Outcome::Ok => {
-                self.ok.fetch_add(1, Relaxed);
-            }
-            Outcome::Error(code) => {
-                let mut errors = self.errors.lock().unwrap_or_else(|e| e.into_inner());
-                *errors.entry(code.as_str()).or_default() += 1;
-            }
-        }
-        self.wiped_bytes.fetch_add(wiped, Relaxed);
+        let labels = match outcome {
+            Outcome::Ok => JobLabels {
+                outcome: "ok",
+                code: "",
+            },
+            Outcome::Error(code) => JobLabels {
+                outcome: "error",
+                code: code.as_str(),
+            },
+        };
+        self.jobs.get_or_create(&labels).inc();
+        self.wiped_bytes.inc_by(wiped);
+    }
+
+    /// Records how long `stage` took for one job.
+    pub fn observe(&self, stage: Stage, took: Duration) {
+        let labels = StageLabels {
+            stage: stage.label(),
+        };
+        self.stages
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+    }
+
+    pub(super) fn started(&self) {
+        self.in_flight.inc();
+    }
+
+    pub(super) fn ended(&self) {
+        self.in_flight.dec();
     }
 
     pub(super) fn rejected(&self) {
-        self.rejected.fetch_add(1, Relaxed);
+        self.dead_lettered.inc();
     }
 
     pub(super) fn returned(&self) {
-        self.returned.fetch_add(1, Relaxed);
+        self.returned.inc();
     }
 
     /// Marks the worker connected and consuming (or not).
     pub fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Relaxed);
+        self.ready.set(i64::from(ready));
+    }
+
+    /// Whether the worker is connected and consuming.
+    pub fn is_ready(&self) -> bool {
+        self.ready.get() == 1
     }
 
     /// Counts a reconnect after a lost connection.
     pub fn reconnected(&self) {
-        self.reconnects.fetch_add(1, Relaxed);
+        self.reconnects.inc();
     }
 
     pub(super) fn crash_requeued(&self) {
-        self.crash_requeues.fetch_add(1, Relaxed);
+        self.crash_requeues.inc();
     }
 
     /// Counts an idle connection replaced.
     pub fn idle_wiped(&self) {
-        self.idle_wipes.fetch_add(1, Relaxed);
+        self.idle_wipes.inc();
     }
 
     pub(super) fn reply_failed(&self) {
-        self.reply_failed.fetch_add(1, Relaxed);
+        self.reply_failed.inc();
+    }
+
+    /// The metrics in the OpenMetrics text format (which Prometheus scrapes).
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
     }
 
     /// The counters now.
     pub fn snapshot(&self) -> StatsSnapshot {
-        StatsSnapshot {
-            ok: self.ok.load(Relaxed),
-            errors: self
-                .errors
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
-            rejected: self.rejected.load(Relaxed),
-            returned: self.returned.load(Relaxed),
-            reply_failed: self.reply_failed.load(Relaxed),
-            wiped_bytes: self.wiped_bytes.load(Relaxed),
-            ready: self.ready.load(Relaxed),
-            reconnects: self.reconnects.load(Relaxed),
-            idle_wipes: self.idle_wipes.load(Relaxed),
-            crash_requeues: self.crash_requeues.load(Relaxed),
+        let mut snapshot = StatsSnapshot {
+            rejected: self.dead_lettered.get(),
+            returned: self.returned.get(),
+            reply_failed: self.reply_failed.get(),
+            wiped_bytes: self.wiped_bytes.get(),
+            ready: self.is_ready(),
+            reconnects: self.reconnects.get(),
+            idle_wipes: self.idle_wipes.get(),
+            crash_requeues: self.crash_requeues.get(),
+            in_flight: u64::try_from(self.in_flight.get()).unwrap_or(0),
+            ..StatsSnapshot::default()
+        };
+        for code in crate::protocol::ErrorCode::ALL {
+            let labels = JobLabels {
+                outcome: "error",
+                code: code.as_str(),
+            };
+            let n = self.jobs.get_or_create(&labels).get();
+            if n > 0 {
+                snapshot.errors.insert(code.as_str(), n);
+            }
         }
+        snapshot.ok = self
+            .jobs
+            .get_or_create(&JobLabels {
+                outcome: "ok",
+                code: "",
+            })
+            .get();
+        snapshot
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::ErrorCode;
+
+    #[test]
+    fn the_metrics_text_follows_prometheus_naming() {
+        let stats = Stats::default();
+        stats.finished(&Outcome::Ok, 100);
+        stats.finished(&Outcome::Error(ErrorCode::LimitsPixels), 5);
+        stats.observe(Stage::Decode, Duration::from_millis(3));
+        stats.set_ready(true);
+        let text = stats.encode();
+        for line in [
+            "midnit_jobs_total{outcome=\"ok\",code=\"\"} 1",
+            "midnit_jobs_total{outcome=\"error\",code=\"limits.pixels\"} 1",
+            "midnit_wiped_bytes_total 105",
+            "midnit_broker_connected 1",
+            "midnit_job_stage_duration_seconds_count{stage=\"decode\"} 1",
+            "midnit_jobs_in_flight 0",
+        ] {
+            assert!(text.contains(line), "{line} missing in:\n{text}");
+        }
+        let snap = stats.snapshot();
+        assert_eq!((snap.ok, snap.errors["limits.pixels"]), (1, 1));
     }
 }

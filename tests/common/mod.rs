@@ -193,8 +193,16 @@ pub fn spawn_binary(queue: &str, concurrency: usize) -> BinaryWorker {
     spawn_binary_env(queue, concurrency, &[])
 }
 
-/// The real worker binary with extra `MIDNIT_*` settings (`env` wins over the defaults here).
+/// The real worker binary with extra `MIDNIT_*` settings (`env` wins over the defaults here),
+/// once it is consuming.
 pub fn spawn_binary_env(queue: &str, concurrency: usize, env: &[(&str, &str)]) -> BinaryWorker {
+    let worker = spawn_binary_started(queue, concurrency, env);
+    worker.wait_for_log("consuming", 1);
+    worker
+}
+
+/// The real worker binary, as soon as it runs (it may not have reached the broker).
+pub fn spawn_binary_started(queue: &str, concurrency: usize, env: &[(&str, &str)]) -> BinaryWorker {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("worker.log");
     let child = Command::new(env!("CARGO_BIN_EXE_midnit-worker"))
@@ -204,6 +212,7 @@ pub fn spawn_binary_env(queue: &str, concurrency: usize, env: &[(&str, &str)]) -
         .env("MIDNIT_CONCURRENCY", concurrency.to_string())
         .env("MIDNIT_SPILL_DIR", dir.path().join("spill"))
         .env("MIDNIT_LOG", "info")
+        .env("MIDNIT_HTTP_ADDR", "127.0.0.1:0")
         .env("NO_COLOR", "1")
         .envs(env.iter().copied())
         .stdin(Stdio::null())
@@ -211,13 +220,11 @@ pub fn spawn_binary_env(queue: &str, concurrency: usize, env: &[(&str, &str)]) -
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .expect("the worker binary starts");
-    let worker = BinaryWorker {
+    BinaryWorker {
         child,
         log,
         _dir: dir,
-    };
-    worker.wait_for_log("consuming", 1);
-    worker
+    }
 }
 
 impl BinaryWorker {
@@ -227,6 +234,23 @@ impl BinaryWorker {
 
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
+    }
+
+    /// The address of its health and metrics listener, from its log.
+    pub fn http_addr(&self) -> String {
+        self.wait_for_log("health and metrics", 1);
+        let log = strip_ansi(&self.log_text());
+        let line = log
+            .lines()
+            .find(|l| l.contains("health and metrics"))
+            .unwrap();
+        let addr = line.split("addr=").nth(1).unwrap();
+        addr.split_whitespace().next().unwrap().to_owned()
+    }
+
+    /// `GET path` on its health and metrics listener: status code and body.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http_get(&self.http_addr(), path)
     }
 
     /// The worker's live child processes (its renderers).
@@ -300,4 +324,46 @@ impl Drop for BinaryWorker {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Log text without terminal colour codes.
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A minimal HTTP/1.1 GET: status code and body.
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("the listener accepts");
+    stream.set_read_timeout(Some(REPLY)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
 }
