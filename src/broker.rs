@@ -197,6 +197,9 @@ pub struct Consuming {
 pub struct Publisher {
     channel: Channel,
     confirm_timeout: Duration,
+    /// Replies to named queues are persistent (durable topology): they survive a broker
+    /// restart like the jobs did. Direct reply-to replies are never stored either way.
+    persistent: bool,
 }
 
 impl Consuming {
@@ -226,6 +229,7 @@ impl Consuming {
         let publisher = Arc::new(Publisher {
             channel,
             confirm_timeout: Duration::from_secs(config.reply_confirm_timeout_secs),
+            persistent: config.topology == Topology::Durable,
         });
         let consumer = consume
             .basic_consume(
@@ -366,9 +370,11 @@ impl Publisher {
         correlation_id: Option<&str>,
         body: &[u8],
     ) -> Result<ReplyOutcome, TransportError> {
+        let direct = reply_to.starts_with(crate::protocol::DIRECT_REPLY_TO);
+        let mode = if self.persistent && !direct { 2 } else { 1 };
         let mut props = BasicProperties::default()
             .with_content_type(CONTENT_TYPE.into())
-            .with_delivery_mode(1);
+            .with_delivery_mode(mode);
         if let Some(id) = correlation_id {
             props = props.with_correlation_id(id.into());
         }
@@ -377,7 +383,7 @@ impl Publisher {
         // flag is only set for named reply queues; a direct reply-to requester that went away
         // is invisible to the worker (its reply is dropped by the broker, never stored).
         let options = BasicPublishOptions {
-            mandatory: !reply_to.starts_with(crate::protocol::DIRECT_REPLY_TO),
+            mandatory: !direct,
             ..Default::default()
         };
         let confirm = self
