@@ -23,13 +23,15 @@ pub fn init(json: bool) {
     install_panic_hook();
 }
 
-/// The operator's filter, with the AMQP library capped: lapin logs a returned message with its
-/// whole body at WARN, and frames at DEBUG/TRACE. Those targets can never be turned up.
+/// The operator's filter, with the AMQP library silenced: lapin logs a returned message with
+/// its whole body at WARN and frames at DEBUG/TRACE, and repeats an ERROR line for every failed
+/// connection attempt. The worker logs each broker transition itself, once, with its cause.
+/// These targets can never be turned up.
 pub fn filter_with_guards(filter: &str) -> EnvFilter {
     let mut f = EnvFilter::new(filter);
     for guard in [
-        "lapin=error",
-        "amq_protocol=error",
+        "lapin=off",
+        "amq_protocol=off",
         "lapin::returned_messages=off",
     ] {
         f = f.add_directive(guard.parse().expect("static directive"));
