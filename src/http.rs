@@ -76,3 +76,29 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     *response.status_mut() = status;
     response
 }
+
+/// `GET path` on the listener at `addr` (a wildcard address is asked on loopback): the HTTP
+/// status code. For the `healthcheck` command.
+pub fn probe(addr: &str, path: &str) -> std::io::Result<u16> {
+    use std::io::{Read, Write};
+    let mut target: SocketAddr = addr
+        .parse()
+        .map_err(|_| std::io::Error::other(format!("http_addr `{addr}` is not host:port")))?;
+    if target.ip().is_unspecified() {
+        target.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let timeout = std::time::Duration::from_secs(3);
+    let mut stream = std::net::TcpStream::connect_timeout(&target, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut head = [0u8; 16];
+    let n = stream.read(&mut head)?;
+    let text = String::from_utf8_lossy(&head[..n]);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::other("not an HTTP response"))
+}

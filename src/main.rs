@@ -74,6 +74,13 @@ enum Command {
         #[arg(long)]
         public_key: Option<String>,
     },
+    /// Ask the running worker's health listener (`http_addr`) for a path, exit 0 on HTTP 200:
+    /// for container health checks, which have no curl.
+    Healthcheck {
+        /// `/healthz` (alive) or `/readyz` (connected and consuming).
+        #[arg(long, default_value = "/healthz")]
+        path: String,
+    },
     /// Write the synthetic sample inputs used by docs/examples.
     Samples {
         /// Where to write them.
@@ -146,6 +153,11 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Demo { out } => demo::run(config, &out).await?,
         Command::Samples { out } => commands::samples(&out)?,
+        Command::Healthcheck { path } => {
+            let status = midnit_worker::http::probe(&config.http_addr, &path)?;
+            anyhow::ensure!(status == 200, "{path}: HTTP {status}");
+            println!("{path}: ok");
+        }
         Command::VerifyReceipt { file, public_key } => {
             let key = commands::verify_receipt(&file, public_key.as_deref())?;
             let trust = if public_key.is_some() {

@@ -32,6 +32,13 @@ async fn health_readiness_and_metrics_describe_the_running_worker() {
     assert_eq!(worker.get("/healthz").0, 200);
     assert_eq!(worker.get("/readyz").0, 200);
     assert_eq!(worker.get("/nothing").0, 404);
+    // The container health check: the same binary asks the listener.
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_midnit-worker"))
+        .args(["healthcheck", "--path", "/readyz"])
+        .env("MIDNIT_HTTP_ADDR", worker.http_addr())
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{check:?}");
     let client = Client::connect(&amqp_url(), &queue).await.unwrap();
     assert_eq!(render(&client, &small_job()).await.status, Status::Ok);
     let bad = body_of(&request(b"not an image".to_vec(), vec![]));
@@ -39,8 +46,22 @@ async fn health_readiness_and_metrics_describe_the_running_worker() {
         error_code(&send_body(&client, &bad).await),
         "request.invalid"
     );
-    let (status, text) = worker.get("/metrics");
-    assert_eq!(status, 200);
+    // Counters are updated once the job is acked, just after its reply: wait for them.
+    let deadline = Instant::now() + REPLY;
+    let text = loop {
+        let (status, text) = worker.get("/metrics");
+        assert_eq!(status, 200);
+        if metric(
+            &text,
+            "midnit_jobs_total{outcome=\"error\",code=\"request.invalid\"}",
+        ) == Some(1.0)
+            && metric(&text, "midnit_jobs_in_flight") == Some(0.0)
+        {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "counters never settled:\n{text}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
     for (series, want) in [
         ("midnit_jobs_total{outcome=\"ok\",code=\"\"}", 1.0),
         (
@@ -63,6 +84,23 @@ async fn health_readiness_and_metrics_describe_the_running_worker() {
     }
     assert!(metric(&text, "midnit_wiped_bytes_total").unwrap() > 0.0);
     assert!(text.contains("# TYPE midnit_job_stage_duration_seconds histogram"));
+    // Its only network peers: the broker, and whoever scrapes its own listener.
+    let http_port: u16 = worker
+        .http_addr()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    for (local, remote, state) in inet_sockets(worker.pid()) {
+        let listening = state == "0A" && local.1 == http_port;
+        let to_broker = state == "01" && remote.1 == 5672;
+        let scraped = state == "01" && local.1 == http_port;
+        assert!(
+            listening || to_broker || scraped,
+            "unexpected socket {local:?} -> {remote:?} (state {state})"
+        );
+    }
     client.close().await;
     drop(worker);
     delete_queue(&queue).await;
@@ -82,6 +120,12 @@ async fn without_a_broker_the_worker_is_alive_not_ready_and_retries_quietly() {
     );
     assert_eq!(worker.get("/healthz").0, 200);
     assert_eq!(worker.get("/readyz").0, 503);
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_midnit-worker"))
+        .args(["healthcheck", "--path", "/readyz"])
+        .env("MIDNIT_HTTP_ADDR", worker.http_addr())
+        .output()
+        .unwrap();
+    assert!(!check.status.success(), "not ready must fail the check");
     // About 25 attempts in two seconds; the log says so at the first and every tenth.
     std::thread::sleep(Duration::from_secs(2));
     let log = worker.log_text();
@@ -142,4 +186,35 @@ async fn a_connection_closed_by_the_broker_is_resumed_within_seconds() {
     client.close().await;
     drop(worker);
     delete_queue(&queue).await;
+}
+
+/// Every TCP socket the process `pid` holds: local and remote (address, port) and the kernel's
+/// state code ("01" established, "0A" listening).
+type Endpoint = (String, u16);
+
+fn inet_sockets(pid: i32) -> Vec<(Endpoint, Endpoint, String)> {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.display().to_string();
+            Some(l.strip_prefix("socket:[")?.trim_end_matches(']').to_owned())
+        })
+        .collect();
+    let endpoint = |s: &str| {
+        let (addr, port) = s.split_once(':').unwrap();
+        (addr.to_owned(), u16::from_str_radix(port, 16).unwrap())
+    };
+    let mut sockets = Vec::new();
+    for table in ["tcp", "tcp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if inodes.contains(f[9]) {
+                sockets.push((endpoint(f[1]), endpoint(f[2]), f[3].to_owned()));
+            }
+        }
+    }
+    assert!(!sockets.is_empty(), "no TCP sockets found for {pid}");
+    sockets
 }
