@@ -523,10 +523,7 @@ async fn wait_until(mut cond: impl FnMut() -> bool) {
 async fn a_job_past_its_deadline_is_answered_expired_without_rendering() {
     let w = spawn_worker("deadline").await;
     let client = w.client().await;
-    let body = body_of(&request(
-        samples::jpeg(&samples::figure_photo(64, 48, 3), 90),
-        vec![output("t", "png", None, None)],
-    ));
+    let body = body_of(&tiny_job());
     let now = midnit_worker::wipe::now_unix_ms();
     for (deadline, expect) in [(now - 1_000, "job.expired"), (now + 600_000, "ok")] {
         let id = client.new_correlation_id();
@@ -642,10 +639,7 @@ async fn a_crashing_hanging_or_babbling_renderer_gets_a_typed_error_and_the_work
         ),
         ("mute", "exec sleep 600", "internal"),
     ];
-    let job = request(
-        samples::jpeg(&samples::figure_photo(64, 48, 3), 90),
-        vec![output("t", "png", None, None)],
-    );
+    let job = tiny_job();
     for (name, script, code) in cases {
         let binary = fake_renderer(dir.path(), name, script);
         let w = spawn_worker_with(

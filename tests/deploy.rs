@@ -8,7 +8,6 @@ use common::*;
 use midnit_worker::client::Client;
 use midnit_worker::config::Topology;
 use midnit_worker::protocol::Status;
-use midnit_worker::samples;
 
 fn import(definitions: &str, queue: &str) -> tempfile::NamedTempFile {
     let text = std::fs::read_to_string(format!(
@@ -80,10 +79,7 @@ async fn a_worker_starts_on_the_deploy_definitions_of_each_topology() {
         )
         .await;
         let client = Client::for_worker(&w.config).await.unwrap();
-        let job = request(
-            samples::jpeg(&samples::figure_photo(64, 48, 3), 90),
-            vec![output("t", "png", None, None)],
-        );
+        let job = tiny_job();
         assert_eq!(render(&client, &job).await.status, Status::Ok, "{file}");
         client.close().await;
         w.stop().await;

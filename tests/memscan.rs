@@ -396,23 +396,14 @@ async fn run_and_scan(test: &str, env: &[(&str, &str)], wait_for_idle_wipe: bool
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_the_idle_wipe_no_piece_of_any_input_pixel_row_or_output_is_left() {
-    let f = run_and_scan("memscan", &[], true).await;
-    assert!(f.scanned > 1 << 20, "scanned only {} bytes", f.scanned);
+/// Nothing of the jobs in the worker's memory, spill directory or log.
+fn assert_nothing_left(f: &Findings) {
     assert!(
         f.memory.is_empty(),
         "job bytes left in the worker's memory ({} bytes scanned): {:?}\nin mappings:\n{}",
         f.scanned,
         f.memory,
         f.regions.join("\n")
-    );
-    // One pre-started renderer (concurrency 1) waits for the next job; it never saw this one.
-    assert_eq!(f.children.len(), 1, "live renderers: {:?}", f.children);
-    assert!(
-        f.in_children.is_empty(),
-        "job bytes in a live renderer: {:?}",
-        f.in_children
     );
     assert_eq!(f.spill_files, 0, "files left in the spill directory");
     assert!(f.spill_hits.is_empty());
@@ -424,23 +415,25 @@ async fn after_the_idle_wipe_no_piece_of_any_input_pixel_row_or_output_is_left()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_idle_wipe_no_piece_of_any_input_pixel_row_or_output_is_left() {
+    let f = run_and_scan("memscan", &[], true).await;
+    assert!(f.scanned > 1 << 20, "scanned only {} bytes", f.scanned);
+    assert_nothing_left(&f);
+    // One pre-started renderer (concurrency 1) waits for the next job; it never saw this one.
+    assert_eq!(f.children.len(), 1, "live renderers: {:?}", f.children);
+    assert!(
+        f.in_children.is_empty(),
+        "job bytes in a live renderer: {:?}",
+        f.in_children
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rendering_in_process_leaves_no_pixel_row_either() {
     // Here the worker itself decodes, resizes and encodes: its allocator and stacks see every
     // pixel row.
     let f = run_and_scan("memscan-inproc", &[("MIDNIT_EXECUTOR", "in_process")], true).await;
-    assert!(
-        f.memory.is_empty(),
-        "job bytes left in the worker's memory ({} bytes scanned): {:?}\nin mappings:\n{}",
-        f.scanned,
-        f.memory,
-        f.regions.join("\n")
-    );
-    assert_eq!(f.spill_files, 0);
-    assert!(
-        f.log_hits.is_empty(),
-        "job bytes in the log: {:?}",
-        f.log_hits
-    );
+    assert_nothing_left(&f);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,6 @@ use common::*;
 use midnit_worker::client::Client;
 use midnit_worker::config::Topology;
 use midnit_worker::protocol::Status;
-use midnit_worker::samples;
 
 /// `rabbitmqctl list_queues` for one queue: its type and arguments.
 fn queue_info(queue: &str) -> serde_json::Value {
@@ -60,10 +59,7 @@ async fn each_topology_declares_its_queue_kind_and_a_dead_letter_queue_with_a_tt
         assert!(dead["arguments"].to_string().contains("60000"), "{dead}");
         // A job goes through either way; the durable client publishes persistent with confirms.
         let client = Client::for_worker(&w.config).await.unwrap();
-        let job = request(
-            samples::jpeg(&samples::figure_photo(64, 48, 3), 90),
-            vec![output("t", "png", None, None)],
-        );
+        let job = tiny_job();
         assert_eq!(render(&client, &job).await.status, Status::Ok);
         client.close().await;
         w.stop().await;
@@ -96,10 +92,7 @@ async fn a_poison_message_is_retried_to_the_delivery_limit_then_answered_and_dea
         )
         .await;
         let client = Client::for_worker(&w.config).await.unwrap();
-        let job = request(
-            samples::jpeg(&samples::figure_photo(64, 48, 3), 90),
-            vec![output("t", "png", None, None)],
-        );
+        let job = tiny_job();
         let reply = render(&client, &job).await;
         assert_eq!(error_code(&reply), "internal", "{topology:?}");
         // The reply goes out before the message is dead-lettered.

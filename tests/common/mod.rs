@@ -155,6 +155,14 @@ pub fn request(input: Vec<u8>, outputs: Vec<OutputSpec>) -> Request {
     }
 }
 
+/// A small job that renders in a few milliseconds: a 64×48 photo to PNG.
+pub fn tiny_job() -> Request {
+    request(
+        midnit_worker::samples::jpeg(&midnit_worker::samples::figure_photo(64, 48, 3), 90),
+        vec![output("t", "png", None, None)],
+    )
+}
+
 pub async fn render(client: &Client, req: &Request) -> Reply {
     client.render(req, REPLY).await.expect("a reply")
 }
