@@ -149,11 +149,23 @@ pub fn print_reply(reply: &Reply, correlation_id: Option<&str>, out: &Path) -> a
 }
 
 /// `samples`: writes the synthetic sample inputs used by `docs/examples/`.
-pub fn samples(out: &Path) -> anyhow::Result<()> {
+pub fn samples(out: &Path, photos: u32) -> anyhow::Result<()> {
     use crate::samples::{
         figure_cutout, figure_photo, gif, jpeg, png, portrait_as_phones_store_it, webp,
     };
     std::fs::create_dir_all(out)?;
+    if photos > 0 {
+        // The benchmark workload: 12 MP phone-like photos (4000x3000, q90), each different.
+        for i in 0..photos {
+            let path = out.join(format!("photo-{i:02}.jpg"));
+            std::fs::write(
+                &path,
+                jpeg(&figure_photo(4000, 3000, 100 + u64::from(i)), 90),
+            )?;
+            println!("wrote {}", path.display());
+        }
+        return Ok(());
+    }
     let files: [(&str, Vec<u8>); 5] = [
         ("figure.jpg", jpeg(&figure_photo(1200, 900, 1), 85)),
         (

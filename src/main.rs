@@ -86,6 +86,9 @@ enum Command {
         /// Where to write them.
         #[arg(long, default_value = "docs/examples")]
         out: PathBuf,
+        /// Instead, write this many 12 MP photos (4000x3000 JPEG q90): the benchmark workload.
+        #[arg(long, default_value_t = 0)]
+        photos: u32,
     },
 }
 
@@ -152,7 +155,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             commands::print_reply(&reply, None, &out)?;
         }
         Command::Demo { out } => demo::run(config, &out).await?,
-        Command::Samples { out } => commands::samples(&out)?,
+        Command::Samples { out, photos } => commands::samples(&out, photos)?,
         Command::Healthcheck { path } => {
             let status = midnit_worker::http::probe(&config.http_addr, &path)?;
             anyhow::ensure!(status == 200, "{path}: HTTP {status}");

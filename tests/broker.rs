@@ -597,7 +597,8 @@ async fn with_the_isolated_executor_pixels_live_and_die_in_the_renderer_process(
         &client,
         &request(
             samples::jpeg(&samples::figure_photo(300, 200, 5), 90),
-            vec![output("t", "png", Some(30), None)],
+            // 200 px wide: too big for shrink-on-load, so the full 300x200 is decoded.
+            vec![output("t", "png", Some(200), None)],
         ),
     )
     .await;

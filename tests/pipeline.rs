@@ -6,6 +6,7 @@ use midnit_worker::config::Limits;
 use midnit_worker::intake::{intake, Meta};
 use midnit_worker::pipeline::{render, Rendered};
 use midnit_worker::protocol::{encode_request, JobError, OutputSpec, Request};
+use midnit_worker::samples;
 use midnit_worker::wipe::{Ledger, SecretBuf};
 
 fn run(input: Vec<u8>, format: &str) -> Result<Rendered, JobError> {
@@ -288,4 +289,78 @@ fn twelve_hundred_corrupted_inputs_get_typed_errors_and_never_panic() {
         outcomes.len() > 1,
         "mutations should produce errors too: {outcomes:?}"
     );
+}
+
+fn render_outputs(input: &[u8], outputs: Vec<OutputSpec>) -> Rendered {
+    let req = Request {
+        v: 1,
+        inputs: [(
+            "photo".to_string(),
+            serde_bytes::ByteBuf::from(input.to_vec()),
+        )]
+        .into(),
+        recipe: None,
+        outputs,
+    };
+    let ledger = Ledger::new();
+    let body = SecretBuf::new(encode_request(&req), "request.body", &ledger);
+    let job = intake(body, &Meta::default(), &Limits::default(), None, &ledger).unwrap();
+    render(&job, &Limits::default()).unwrap()
+}
+
+fn thumb(name: &str, fit: &str, w: u32, h: u32) -> OutputSpec {
+    OutputSpec {
+        name: name.into(),
+        format: "png".into(),
+        width: Some(w),
+        height: Some(h),
+        fit: Some(fit.into()),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn shrink_on_load_gives_the_same_sizes_and_nearly_the_same_pixels_as_a_full_decode() {
+    // A 2400x1800 photo, shown rotated (EXIF 6), to small thumbnails: decoded at 1/4 scale.
+    let photo = samples::with_exif(
+        &samples::jpeg(&samples::figure_photo(2400, 1800, 17), 90),
+        6,
+    );
+    let small = vec![
+        thumb("contain", "contain", 300, 300),
+        thumb("cover", "cover", 256, 200),
+    ];
+    let shrunk = render_outputs(&photo, small.clone());
+    // The same outputs next to a full-size one: the job must decode at full scale.
+    let mut with_full = small;
+    with_full.push(OutputSpec {
+        name: "full".into(),
+        format: "jpeg".into(),
+        ..Default::default()
+    });
+    let full = render_outputs(&photo, with_full);
+    for i in 0..2 {
+        let a = image::load_from_memory(shrunk.outputs[i].data.as_slice())
+            .unwrap()
+            .to_rgb8();
+        let b = image::load_from_memory(full.outputs[i].data.as_slice())
+            .unwrap()
+            .to_rgb8();
+        assert_eq!(a.dimensions(), b.dimensions(), "output {i}");
+        let diff: u64 = a
+            .as_raw()
+            .iter()
+            .zip(b.as_raw())
+            .map(|(&x, &y)| u64::from(x.abs_diff(y)))
+            .sum();
+        let mean = diff as f64 / a.as_raw().len() as f64;
+        // DCT-domain scaling then Lanczos against Lanczos from full size: differences are
+        // small resampling noise, not a different picture.
+        assert!(mean < 2.5, "output {i}: mean difference {mean:.2}/255");
+    }
+    assert_eq!(
+        shrunk.outputs[0].width, 225,
+        "contain 1800x2400 (rotated) into 300x300"
+    );
+    assert_eq!(shrunk.outputs[0].height, 300);
 }

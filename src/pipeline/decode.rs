@@ -1,10 +1,10 @@
 //! Decoding one input into [`Pixels`], with the decoder held to the job's limits.
 
-use super::cmyk;
-use super::pixels::Pixels;
+use super::pixels::{Layout, Pixels};
 use super::probe::InputFormat;
+use super::{cmyk, geometry};
 use crate::config::Limits;
-use crate::intake::{Input, InputData};
+use crate::intake::{Input, InputData, OutputPlan};
 use crate::protocol::{ErrorCode, JobError};
 use crate::wipe::Ledger;
 use image::metadata::Orientation;
@@ -14,16 +14,26 @@ use std::io::{BufRead, BufReader, Cursor, Read, Seek};
 /// A decoded input and what its file said about how to show it.
 #[derive(Debug)]
 pub struct Decoded {
-    /// The pixels as stored (orientation not yet applied).
+    /// The pixels as stored (orientation not yet applied), possibly shrunk on load.
     pub pixels: Pixels,
+    /// The stored size at full scale: outputs are planned against it, so their sizes do not
+    /// depend on how the input was decoded.
+    pub full: (u32, u32),
     /// EXIF orientation to apply (applied after resizing, where it is cheap).
     pub orientation: Orientation,
     /// The embedded ICC profile, if any.
     pub icc: Option<Vec<u8>>,
 }
 
-/// Decodes `input` (its first frame, for animations).
-pub fn decode(input: &Input, limits: &Limits, ledger: &Ledger) -> Result<Decoded, JobError> {
+/// Decodes `input` (its first frame, for animations). A JPEG is decoded at 1/2, 1/4 or 1/8
+/// scale in the DCT domain (shrink-on-load) when every output in `outputs` still gets at least
+/// as many source pixels as it has.
+pub fn decode(
+    input: &Input,
+    limits: &Limits,
+    ledger: &Ledger,
+    outputs: &[OutputPlan],
+) -> Result<Decoded, JobError> {
     let name = &input.name;
     let fail = |e: ImageError| decode_error(name, e);
     let mut reader = ImageReader::with_format(open(input)?, input.header.format.image_format());
@@ -32,14 +42,30 @@ pub fn decode(input: &Input, limits: &Limits, ledger: &Ledger) -> Result<Decoded
     // Metadata problems are not fatal: a broken EXIF block means "no rotation".
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let icc = decoder.icc_profile().ok().flatten();
+    let full = decoder.dimensions();
     if input.header.format == InputFormat::Jpeg {
-        if let Some(profile) = icc.as_deref().and_then(cmyk::cmyk_profile) {
+        let cmyk_profile = icc.as_deref().and_then(cmyk::cmyk_profile);
+        let shrink = shrink_factor(full, orientation, outputs);
+        if cmyk_profile.is_none() && shrink > 1 {
+            drop(decoder);
+            if let Some(pixels) = decode_scaled(input, full, shrink, limits, ledger) {
+                return Ok(Decoded {
+                    pixels,
+                    full,
+                    orientation,
+                    icc,
+                });
+            }
+            return decode_plain(input, limits, ledger, orientation, icc);
+        }
+        if let Some(profile) = cmyk_profile {
             drop(decoder);
             if let Some(pixels) = cmyk::decode(open(input)?, &profile, name, limits, ledger)? {
                 // Converted through its profile: the pixels are sRGB now.
                 let icc = None;
                 return Ok(Decoded {
                     pixels,
+                    full,
                     orientation,
                     icc,
                 });
@@ -51,9 +77,60 @@ pub fn decode(input: &Input, limits: &Limits, ledger: &Ledger) -> Result<Decoded
     let pixels = Pixels::from_dynamic(image, format!("pixels.{name}.decoded"), ledger);
     Ok(Decoded {
         pixels,
+        full,
         orientation,
         icc,
     })
+}
+
+/// The largest of 1, 2, 4, 8 by which a `full` image can shrink while every output's crop
+/// keeps at least as many pixels as the output has, on both axes.
+pub fn shrink_factor(full: (u32, u32), orientation: Orientation, outputs: &[OutputPlan]) -> u32 {
+    let mut room = f64::INFINITY;
+    for out in outputs {
+        let p = geometry::plan(full.0, full.1, orientation, out);
+        let (cw, ch) = (p.crop.2, p.crop.3);
+        let (rw, rh) = (f64::from(p.resized.0), f64::from(p.resized.1));
+        room = room.min(cw / rw).min(ch / rh);
+    }
+    [8, 4, 2]
+        .into_iter()
+        .find(|&d| f64::from(d) <= room)
+        .unwrap_or(1)
+}
+
+/// Decodes a JPEG at 1/`shrink` scale with jpeg-decoder's scaled IDCT. `None` when that
+/// decoder cannot (CMYK, an unusual file): the caller decodes at full scale instead, and any
+/// real error is reported from there.
+fn decode_scaled(
+    input: &Input,
+    full: (u32, u32),
+    shrink: u32,
+    limits: &Limits,
+    ledger: &Ledger,
+) -> Option<Pixels> {
+    let mut decoder = jpeg_decoder::Decoder::new(open(input).ok()?);
+    let budget = limits.max_input_pixels.saturating_mul(4) + (64 << 20);
+    decoder.set_max_decoding_buffer_size(usize::try_from(budget).unwrap_or(usize::MAX));
+    let want = |side: u32| u16::try_from(side.div_ceil(shrink)).ok();
+    let (w, h) = decoder.scale(want(full.0)?, want(full.1)?).ok()?;
+    let mut bytes = decoder.decode().ok()?;
+    let info = decoder.info()?;
+    let layout = match info.pixel_format {
+        jpeg_decoder::PixelFormat::RGB24 => Layout::Rgb8,
+        jpeg_decoder::PixelFormat::L8 => Layout::L8,
+        _ => {
+            crate::wipe::wipe_bytes(&mut bytes);
+            return None;
+        }
+    };
+    let (w, h) = (u32::from(w), u32::from(h));
+    if bytes.len() != w as usize * h as usize * layout.channels() {
+        crate::wipe::wipe_bytes(&mut bytes);
+        return None;
+    }
+    let artifact = format!("pixels.{}.decoded", input.name);
+    Some(Pixels::from_vec(bytes, w, h, layout, artifact, ledger))
 }
 
 /// A JPEG whose CMYK profile turned out not to describe it: decode it as usual, without the
@@ -68,9 +145,11 @@ fn decode_plain(
     let mut reader = ImageReader::with_format(open(input)?, input.header.format.image_format());
     reader.limits(decoder_limits(limits));
     let image = reader.decode().map_err(|e| decode_error(&input.name, e))?;
+    let full = (image.width(), image.height());
     let pixels = Pixels::from_dynamic(image, format!("pixels.{}.decoded", input.name), ledger);
     Ok(Decoded {
         pixels,
+        full,
         orientation,
         icc,
     })
@@ -159,4 +238,58 @@ fn decode_error(name: &str, e: ImageError) -> JobError {
     };
     // The codec's message names the structure that failed, never pixel data.
     JobError::new(code, format!("input `{name}` {what}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::OutputSpec;
+
+    fn out(w: Option<u32>, h: Option<u32>, fit: &str) -> OutputPlan {
+        let spec = OutputSpec {
+            name: "o".into(),
+            format: "jpeg".into(),
+            width: w,
+            height: h,
+            fit: Some(fit.into()),
+            ..Default::default()
+        };
+        crate::intake::plan_outputs(&[spec], &Limits::default())
+            .unwrap()
+            .remove(0)
+    }
+
+    #[test]
+    fn the_shrink_keeps_every_output_at_least_as_sharp_as_its_size() {
+        let none = Orientation::NoTransforms;
+        let full = (4000, 3000);
+        // 4000 → 512: 1/4 (1000 px) still covers it, 1/8 (500 px) would not.
+        assert_eq!(
+            shrink_factor(full, none, &[out(Some(512), Some(512), "contain")]),
+            4
+        );
+        // Cover crops a 3000x3000 square to 512: 1/4 again.
+        assert_eq!(
+            shrink_factor(full, none, &[out(Some(512), Some(512), "cover")]),
+            4
+        );
+        // A tiny avatar: 1/8.
+        assert_eq!(
+            shrink_factor(full, none, &[out(Some(64), Some(64), "cover")]),
+            8
+        );
+        // The most demanding output decides; a full-size one means no shrink.
+        let both = [
+            out(Some(64), None, "contain"),
+            out(Some(1600), None, "contain"),
+        ];
+        assert_eq!(shrink_factor(full, none, &both), 2);
+        assert_eq!(shrink_factor(full, none, &[out(None, None, "contain")]), 1);
+        // Rotated: a 3000-wide display box for a 4000x3000 stored image shown upright.
+        let r = Orientation::Rotate90;
+        assert_eq!(
+            shrink_factor(full, r, &[out(Some(1500), None, "contain")]),
+            2
+        );
+    }
 }

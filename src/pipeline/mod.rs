@@ -64,7 +64,7 @@ pub fn render(job: &Job, limits: &Limits) -> Result<Rendered, JobError> {
         .ok_or_else(|| JobError::new(ErrorCode::RequestInvalid, "a job needs one input"))?;
     let mut timings = StageTimings::default();
     let started = Instant::now();
-    let decoded = decode::decode(input, limits, &job.ledger)?;
+    let decoded = decode::decode(input, limits, &job.ledger, &job.outputs)?;
     let color = ColorPlan::new(decoded.icc.clone(), decoded.pixels.layout);
     timings.decode = started.elapsed();
     let mut outputs = Vec::with_capacity(job.outputs.len());
@@ -91,7 +91,18 @@ fn render_output(
 ) -> Result<RenderedOutput, JobError> {
     let started = Instant::now();
     let src = &decoded.pixels;
-    let geometry = geometry::plan(src.width, src.height, decoded.orientation, plan);
+    // Planned at full scale, so the output's size never depends on shrink-on-load; the crop is
+    // then mapped onto the pixels actually decoded.
+    let (fw, fh) = decoded.full;
+    let mut geometry = geometry::plan(fw, fh, decoded.orientation, plan);
+    if (src.width, src.height) != (fw, fh) {
+        let (sx, sy) = (
+            f64::from(src.width) / f64::from(fw),
+            f64::from(src.height) / f64::from(fh),
+        );
+        let (l, t, w, h) = geometry.crop;
+        geometry.crop = (l * sx, t * sy, w * sx, h * sy);
+    }
     check_output(plan, geometry.output, limits)?;
     let artifact = format!("pixels.{}.resized", plan.name);
     let resized = resize::resize(src, &geometry, artifact, &job.ledger)?;

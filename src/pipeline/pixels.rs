@@ -68,6 +68,27 @@ impl Pixels {
         }
     }
 
+    /// Adopts a decoder's 8-bit buffer (already `width`×`height` of `layout`).
+    pub fn from_vec(
+        bytes: Vec<u8>,
+        width: u32,
+        height: u32,
+        layout: Layout,
+        artifact: String,
+        ledger: &Ledger,
+    ) -> Self {
+        debug_assert_eq!(
+            bytes.len(),
+            width as usize * height as usize * layout.channels()
+        );
+        Self {
+            buf: SecretBuf::new(bytes, artifact, ledger),
+            width,
+            height,
+            layout,
+        }
+    }
+
     /// Bytes per row.
     pub fn stride(&self) -> usize {
         self.width as usize * self.layout.channels()
