@@ -16,8 +16,9 @@
 //!
 //! Around them: [`protocol`] (the v1 wire contract), [`config`], [`serve`] (a worker on the
 //! broker, start to clean exit), [`http`] (health and metrics), [`client`] (the backend's side), [`memqueue`] (the demo's
-//! in-process queue), [`telemetry`], [`request_file`], [`samples`], [`demo`], [`commands`].
+//! in-process queue), [`bench`] (the load generator), [`telemetry`], [`request_file`], [`samples`], [`demo`], [`commands`].
 
+pub mod bench;
 pub mod broker;
 pub mod client;
 pub mod commands;

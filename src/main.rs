@@ -81,6 +81,24 @@ enum Command {
         #[arg(long, default_value = "/healthz")]
         path: String,
     },
+    /// Load generator: start a worker (this configuration, a queue of its own) and drive it
+    /// through the broker at each concurrency; print jobs/s, latency percentiles, CPU per job
+    /// and peak RSS, and write bench.json and bench.svg.
+    Bench {
+        /// Jobs in flight from the client, one level after another (comma-separated). The
+        /// worker's own concurrency is `--concurrency` / `MIDNIT_CONCURRENCY` as usual.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+        in_flight: Vec<usize>,
+        /// Jobs per level.
+        #[arg(long, default_value_t = 100)]
+        jobs: usize,
+        /// Size of the generated photos, WIDTHxHEIGHT.
+        #[arg(long, default_value = "4000x3000")]
+        photo: String,
+        /// Where to write bench.json, bench.svg and the worker's log.
+        #[arg(long, default_value = "bench-out")]
+        out: PathBuf,
+    },
     /// Write the synthetic sample inputs used by docs/examples.
     Samples {
         /// Where to write them.
@@ -156,6 +174,34 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Demo { out } => demo::run(config, &out).await?,
         Command::Samples { out, photos } => commands::samples(&out, photos)?,
+        Command::Bench {
+            in_flight: concurrency,
+            jobs,
+            photo,
+            out,
+        } => {
+            let (w, h) = photo
+                .split_once('x')
+                .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+                .ok_or_else(|| anyhow::anyhow!("--photo must be WIDTHxHEIGHT"))?;
+            anyhow::ensure!(
+                jobs > 0 && !concurrency.is_empty() && !concurrency.contains(&0),
+                "--jobs and every --in-flight level must be at least 1"
+            );
+            let plan = midnit_worker::bench::Plan {
+                concurrency,
+                jobs,
+                photo: (w, h),
+                out: out.clone(),
+            };
+            let report = midnit_worker::bench::run(config, &plan).await?;
+            midnit_worker::bench::print(&report);
+            println!(
+                "wrote {} and {}",
+                out.join("bench.json").display(),
+                out.join("bench.svg").display()
+            );
+        }
         Command::Healthcheck { path } => {
             let status = midnit_worker::http::probe(&config.http_addr, &path)?;
             anyhow::ensure!(status == 200, "{path}: HTTP {status}");

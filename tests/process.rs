@@ -282,3 +282,45 @@ async fn a_pre_started_renderer_waits_through_idle_time_and_serves_exactly_one_j
     drop(worker);
     delete_queue(&queue).await;
 }
+
+#[test]
+fn the_load_generator_drives_a_worker_and_writes_its_report_and_chart() {
+    let out = tempfile::tempdir().unwrap();
+    let result = std::process::Command::new(env!("CARGO_BIN_EXE_midnit-worker"))
+        .args([
+            "bench",
+            "--in-flight",
+            "1,2",
+            "--jobs",
+            "6",
+            "--photo",
+            "640x480",
+        ])
+        .arg("--out")
+        .arg(out.path())
+        .env("MIDNIT_AMQP_URL", amqp_url())
+        .env("MIDNIT_SPILL_DIR", out.path().join("spill"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(
+        result.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("bench.json")).unwrap()).unwrap();
+    let levels = report["levels"].as_array().unwrap();
+    assert_eq!(levels.len(), 2);
+    for (level, in_flight) in levels.iter().zip([1, 2]) {
+        assert_eq!(level["concurrency"], in_flight);
+        assert_eq!(level["ok"], 6, "{level}");
+        assert!(level["jobs_per_sec"].as_f64().unwrap() > 0.0);
+        assert!(level["p99_ms"].as_f64().unwrap() >= level["p50_ms"].as_f64().unwrap());
+        assert!(level["cpu_sec_per_job"].as_f64().unwrap() > 0.0, "{level}");
+        assert!(level["worker_peak_rss_mib"].as_f64().unwrap() > 1.0);
+    }
+    let svg = std::fs::read_to_string(out.path().join("bench.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("polyline"));
+    assert!(stdout.contains("jobs/s"), "{stdout}");
+}

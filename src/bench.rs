@@ -1,0 +1,447 @@
+//! `midnit-worker bench`: a load generator. It starts a worker (this binary, `serve`, with the
+//! given configuration, on a queue of its own), drives it through the real broker with a job
+//! mix at each requested concurrency (jobs in flight from the client, closed loop), and reports
+//! per level: jobs/s, latency p50/p95/p99 from publish to reply, CPU seconds per job (the
+//! worker and its renderers, from `/proc`), and the worker's peak RSS. Writes `bench.json`
+//! and `bench.svg` (throughput and latency against concurrency) to the output directory.
+
+use crate::client::{Client, RawProps};
+use crate::config::Config;
+use crate::protocol::{decode_reply, encode_request, OutputSpec, Request, Status};
+use crate::samples;
+use anyhow::Context;
+use serde::Serialize;
+use std::collections::VecDeque;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Client-side jobs in flight, one level after another.
+    pub concurrency: Vec<usize>,
+    /// Jobs per level.
+    pub jobs: usize,
+    /// Size of the generated photos (the default is 12 MP).
+    pub photo: (u32, u32),
+    /// Where `bench.json` and `bench.svg` go.
+    pub out: PathBuf,
+}
+
+/// One concurrency level's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Level {
+    /// Jobs in flight.
+    pub concurrency: usize,
+    /// Jobs answered.
+    pub jobs: usize,
+    /// Jobs answered `ok`.
+    pub ok: usize,
+    /// Jobs per second of wall-clock time.
+    pub jobs_per_sec: f64,
+    /// Latency percentiles from publish to reply, in ms.
+    pub p50_ms: f64,
+    /// 95th percentile.
+    pub p95_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// CPU seconds (user + system) of the worker and its renderers per job.
+    pub cpu_sec_per_job: f64,
+    /// Peak resident memory of the worker process (VmHWM), MiB.
+    pub worker_peak_rss_mib: f64,
+    /// Peak resident memory of a renderer, sampled after each reply (it misses a renderer's
+    /// peak mid-job), MiB.
+    pub renderer_peak_rss_mib: f64,
+}
+
+/// The whole run.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// The job mix.
+    pub mix: Vec<String>,
+    /// Worker concurrency (its renderers).
+    pub worker_concurrency: usize,
+    /// Executor of the worker.
+    pub executor: String,
+    /// One entry per level.
+    pub levels: Vec<Level>,
+}
+
+struct MixJob {
+    label: String,
+    body: Vec<u8>,
+}
+
+fn mix(photo: (u32, u32)) -> Vec<MixJob> {
+    let thumb = |seed| {
+        let jpeg = samples::jpeg(&samples::figure_photo(photo.0, photo.1, seed), 90);
+        samples::thumbnail_request(jpeg, "jpeg", 512)
+    };
+    let png_conversion = {
+        let png = samples::png(&samples::figure_photo(1200, 900, 7));
+        Request {
+            v: 1,
+            inputs: [("photo".to_string(), serde_bytes::ByteBuf::from(png))].into(),
+            recipe: None,
+            outputs: vec![OutputSpec {
+                name: "converted".into(),
+                format: "jpeg".into(),
+                quality: Some(85),
+                ..Default::default()
+            }],
+        }
+    };
+    let mut jobs: Vec<MixJob> = (0..3)
+        .map(|seed| MixJob {
+            label: format!("thumbnail {}x{} JPEG -> 512 JPEG", photo.0, photo.1),
+            body: encode_request(&thumb(40 + seed)),
+        })
+        .collect();
+    jobs.push(MixJob {
+        label: "PNG 1200x900 -> JPEG".into(),
+        body: encode_request(&png_conversion),
+    });
+    jobs
+}
+
+/// CPU seconds of `pid` and its reaped children, and its VmHWM in KiB.
+fn cpu_and_peak(pid: u32) -> (f64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime, stime, cutime, cstime are fields 14-17 (1-based); here offset by the 2 skipped.
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let cpu = (tick(11) + tick(12) + tick(13) + tick(14)) / hz;
+    (cpu, status_kib(pid, "VmHWM:"))
+}
+
+fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Peak RSS (KiB) among the live children of `pid`.
+fn children_rss(pid: u32) -> u64 {
+    let mut peak = 0;
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    for task in tasks.filter_map(Result::ok) {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+            peak = peak.max(status_kib(child, "VmRSS:"));
+        }
+    }
+    peak
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// A worker child process on its own queue, killed when dropped.
+struct WorkerProcess(Child);
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+fn start_worker(config: &Config, log: &Path) -> anyhow::Result<WorkerProcess> {
+    let exe = std::env::current_exe().context("locating this binary")?;
+    let child = Command::new(exe)
+        .arg("serve")
+        .env("MIDNIT_AMQP_URL", config.amqp_url.expose())
+        .env("MIDNIT_QUEUE", &config.queue)
+        .env("MIDNIT_CONCURRENCY", config.concurrency.to_string())
+        .env("MIDNIT_EXECUTOR", executor_name(config))
+        .env("MIDNIT_HTTP_ADDR", "")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log)?)
+        .spawn()
+        .context("starting the worker")?;
+    Ok(WorkerProcess(child))
+}
+
+fn executor_name(config: &Config) -> &'static str {
+    match config.executor {
+        crate::config::ExecutorKind::Isolated => "isolated",
+        crate::config::ExecutorKind::InProcess => "in_process",
+    }
+}
+
+/// Runs the plan against a worker started with `config` (its queue is replaced by a fresh one).
+pub async fn run(mut config: Config, plan: &Plan) -> anyhow::Result<Report> {
+    std::fs::create_dir_all(&plan.out)?;
+    config.queue = format!("midnit.bench.{}", std::process::id());
+    eprintln!("generating the job mix ...");
+    let jobs = mix(plan.photo);
+    // Declare the topology first, so no job is published before its queue exists.
+    let conn = crate::broker::connect(&config, "midnit-bench").await?;
+    crate::broker::declare_topology(&conn.create_channel().await?, &config).await?;
+    let _ = conn.close(200, "declared".into()).await;
+    let worker = start_worker(&config, &plan.out.join("worker.log"))?;
+    let client = Client::for_worker(&config).await?;
+    // Warm up: the worker is consuming once it answers.
+    let warm = client
+        .send_raw(&jobs[0].body, &RawProps::request("warm-up"))
+        .await?;
+    Client::await_raw(warm, Duration::from_secs(120))
+        .await
+        .context("the worker did not answer a first job")?;
+    let mut levels = Vec::new();
+    for &concurrency in &plan.concurrency {
+        levels.push(level(&client, &jobs, concurrency, plan.jobs, worker.0.id()).await?);
+    }
+    client.close().await;
+    drop(worker);
+    let report = Report {
+        mix: jobs.iter().map(|j| j.label.clone()).collect(),
+        worker_concurrency: config.concurrency,
+        executor: executor_name(&config).into(),
+        levels,
+    };
+    std::fs::write(
+        plan.out.join("bench.json"),
+        serde_json::to_vec_pretty(&report)?,
+    )?;
+    std::fs::write(plan.out.join("bench.svg"), chart(&report))?;
+    remove_queue(&config).await;
+    Ok(report)
+}
+
+async fn remove_queue(config: &Config) {
+    if let Ok(conn) = crate::broker::connect(config, "midnit-bench-cleanup").await {
+        if let Ok(ch) = conn.create_channel().await {
+            for q in [config.queue.clone(), config.dlq()] {
+                let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
+            }
+            let _ = ch
+                .exchange_delete(config.dlx().as_str().into(), Default::default())
+                .await;
+        }
+        let _ = conn.close(200, "bench done".into()).await;
+    }
+}
+
+async fn level(
+    client: &Client,
+    jobs: &[MixJob],
+    concurrency: usize,
+    total: usize,
+    worker: u32,
+) -> anyhow::Result<Level> {
+    let (cpu_before, _) = cpu_and_peak(worker);
+    let started = Instant::now();
+    let mut in_flight = VecDeque::new();
+    let mut latencies = Vec::with_capacity(total);
+    let (mut sent, mut ok, mut renderer_peak) = (0, 0, 0);
+    while latencies.len() < total {
+        while in_flight.len() < concurrency && sent < total {
+            let job = &jobs[sent % jobs.len()];
+            let id = client.new_correlation_id();
+            let rx = client.send_raw(&job.body, &RawProps::request(&id)).await?;
+            in_flight.push_back((Instant::now(), rx));
+            sent += 1;
+        }
+        let (at, rx) = in_flight.pop_front().expect("jobs in flight");
+        let bytes = Client::await_raw(rx, Duration::from_secs(300)).await?;
+        latencies.push(at.elapsed().as_secs_f64() * 1e3);
+        if decode_reply(&bytes).is_ok_and(|r| r.status == Status::Ok) {
+            ok += 1;
+        }
+        renderer_peak = renderer_peak.max(children_rss(worker));
+        progress(concurrency, latencies.len(), total);
+    }
+    let wall = started.elapsed().as_secs_f64();
+    // Let the last renderers be reaped, so their CPU is counted.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (cpu_after, peak) = cpu_and_peak(worker);
+    eprintln!();
+    latencies.sort_by(f64::total_cmp);
+    Ok(Level {
+        concurrency,
+        jobs: total,
+        ok,
+        jobs_per_sec: total as f64 / wall,
+        p50_ms: percentile(&latencies, 50.0),
+        p95_ms: percentile(&latencies, 95.0),
+        p99_ms: percentile(&latencies, 99.0),
+        cpu_sec_per_job: (cpu_after - cpu_before) / total as f64,
+        worker_peak_rss_mib: peak as f64 / 1024.0,
+        renderer_peak_rss_mib: renderer_peak as f64 / 1024.0,
+    })
+}
+
+fn progress(concurrency: usize, done: usize, total: usize) {
+    let width = 30;
+    let filled = done * width / total.max(1);
+    let bar: String = (0..width)
+        .map(|i| if i < filled { '#' } else { '.' })
+        .collect();
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "\rconcurrency {concurrency:>3} [{bar}] {done}/{total}");
+    let _ = err.flush();
+}
+
+/// Prints the report as a table.
+pub fn print(report: &Report) {
+    let mut mix = report.mix.clone();
+    mix.dedup();
+    println!("job mix (round robin): {}", mix.join(", "));
+    println!(
+        "worker: {} executor, concurrency {}",
+        report.executor, report.worker_concurrency
+    );
+    println!(
+        "{:>11} {:>8} {:>9} {:>9} {:>9} {:>10} {:>12} {:>14}",
+        "in flight",
+        "jobs/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "CPU s/job",
+        "worker MiB",
+        "renderer MiB"
+    );
+    let rows = report.levels.iter();
+    for l in rows {
+        println!(
+            "{:>11} {:>8.2} {:>9.1} {:>9.1} {:>9.1} {:>10.3} {:>12.1} {:>14.1}",
+            l.concurrency,
+            l.jobs_per_sec,
+            l.p50_ms,
+            l.p95_ms,
+            l.p99_ms,
+            l.cpu_sec_per_job,
+            l.worker_peak_rss_mib,
+            l.renderer_peak_rss_mib
+        );
+    }
+    println!("* renderer RSS sampled between replies: a lower bound of its peak");
+}
+
+/// Two panels side by side: jobs/s, and p50/p95 latency, against concurrency.
+pub fn chart(report: &Report) -> String {
+    let (w, h, pad) = (360.0, 240.0, 40.0);
+    let xs: Vec<f64> = report.levels.iter().map(|l| l.concurrency as f64).collect();
+    let max_x = xs.iter().copied().fold(1.0, f64::max);
+    let panel = |x0: f64, title: &str, series: &[(&str, &str, Vec<f64>)]| {
+        let max_y = series
+            .iter()
+            .flat_map(|(_, _, v)| v.iter().copied())
+            .fold(1e-9, f64::max);
+        let px = |x: f64| x0 + pad + (x / max_x) * (w - 2.0 * pad);
+        let py = |y: f64| h - pad - (y / max_y) * (h - 2.0 * pad);
+        let mut svg = format!(
+            "<text x=\"{}\" y=\"20\" font-size=\"13\">{title}</text>\
+             <line x1=\"{a}\" y1=\"{b}\" x2=\"{c}\" y2=\"{b}\" stroke=\"#888\"/>\
+             <line x1=\"{a}\" y1=\"{d}\" x2=\"{a}\" y2=\"{b}\" stroke=\"#888\"/>\
+             <text x=\"{a}\" y=\"{e}\" font-size=\"10\">0</text>\
+             <text x=\"{c}\" y=\"{e}\" font-size=\"10\" text-anchor=\"end\">{max_x} in flight</text>\
+             <text x=\"{f}\" y=\"{d}\" font-size=\"10\" text-anchor=\"end\">{max_y:.1}</text>",
+            x0 + pad,
+            a = x0 + pad,
+            b = h - pad,
+            c = x0 + w - pad,
+            d = pad,
+            e = h - pad + 14.0,
+            f = x0 + pad - 4.0,
+        );
+        for (i, (name, colour, values)) in series.iter().enumerate() {
+            let points: Vec<String> = xs
+                .iter()
+                .zip(values)
+                .map(|(&x, &y)| format!("{:.1},{:.1}", px(x), py(y)))
+                .collect();
+            svg += &format!(
+                "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>\
+                 <text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"{colour}\">{name}</text>",
+                points.join(" "),
+                x0 + w - pad - 60.0,
+                pad + 14.0 * i as f64,
+            );
+        }
+        svg
+    };
+    let tput: Vec<f64> = report.levels.iter().map(|l| l.jobs_per_sec).collect();
+    let p50: Vec<f64> = report.levels.iter().map(|l| l.p50_ms).collect();
+    let p95: Vec<f64> = report.levels.iter().map(|l| l.p95_ms).collect();
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{h}\" \
+         font-family=\"sans-serif\"><rect width=\"100%\" height=\"100%\" fill=\"white\"/>{}{}</svg>\n",
+        2.0 * w,
+        panel(0.0, "throughput (jobs/s)", &[("jobs/s", "#1f4e9c", tput)]),
+        panel(
+            w,
+            "latency (ms)",
+            &[("p50", "#1f4e9c", p50), ("p95", "#c0504d", p95)]
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_pick_the_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), 51.0);
+        assert_eq!(percentile(&v, 99.0), 99.0);
+        assert_eq!(percentile(&[], 50.0), 0.0);
+    }
+
+    #[test]
+    fn the_chart_is_an_svg_with_one_point_per_level() {
+        let level = |c, t| Level {
+            concurrency: c,
+            jobs: 10,
+            ok: 10,
+            jobs_per_sec: t,
+            p50_ms: 10.0,
+            p95_ms: 20.0,
+            p99_ms: 30.0,
+            cpu_sec_per_job: 0.05,
+            worker_peak_rss_mib: 20.0,
+            renderer_peak_rss_mib: 60.0,
+        };
+        let report = Report {
+            mix: vec!["x".into()],
+            worker_concurrency: 2,
+            executor: "isolated".into(),
+            levels: vec![level(1, 10.0), level(2, 18.0), level(4, 19.0)],
+        };
+        let svg = chart(&report);
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert_eq!(svg.matches("<polyline").count(), 3);
+        let first = svg.split("points=\"").nth(1).unwrap();
+        assert_eq!(first.split('"').next().unwrap().split(' ').count(), 3);
+    }
+}
