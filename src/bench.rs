@@ -51,8 +51,8 @@ pub struct Level {
     pub cpu_sec_per_job: f64,
     /// Peak resident memory of the worker process (VmHWM), MiB.
     pub worker_peak_rss_mib: f64,
-    /// Peak resident memory of a renderer, sampled after each reply (it misses a renderer's
-    /// peak mid-job), MiB.
+    /// Highest peak resident memory (VmHWM) a renderer reported for a job of this level, MiB
+    /// (0 with the in-process executor).
     pub renderer_peak_rss_mib: f64,
 }
 
@@ -138,19 +138,23 @@ fn status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Peak RSS (KiB) among the live children of `pid`.
-fn children_rss(pid: u32) -> u64 {
-    let mut peak = 0;
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    for task in tasks.filter_map(Result::ok) {
-        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-        for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
-            peak = peak.max(status_kib(child, "VmRSS:"));
-        }
-    }
-    peak
+/// The highest `renderer_peak_rss_kib` the worker logged after byte `from` of its log, and
+/// the log's length now.
+fn renderer_peak_kib(log: &Path, from: usize) -> (u64, usize) {
+    let text = std::fs::read(log).unwrap_or_default();
+    let new = String::from_utf8_lossy(text.get(from..).unwrap_or_default());
+    let peak = new
+        .split("renderer_peak_rss_kib=")
+        .skip(1)
+        .filter_map(|rest| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0);
+    (peak, text.len())
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -181,6 +185,8 @@ fn start_worker(config: &Config, log: &Path) -> anyhow::Result<WorkerProcess> {
         .env("MIDNIT_CONCURRENCY", config.concurrency.to_string())
         .env("MIDNIT_EXECUTOR", executor_name(config))
         .env("MIDNIT_HTTP_ADDR", "")
+        .env("MIDNIT_LOG", "info")
+        .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log)?)
@@ -215,9 +221,15 @@ pub async fn run(mut config: Config, plan: &Plan) -> anyhow::Result<Report> {
     Client::await_raw(warm, Duration::from_secs(120))
         .await
         .context("the worker did not answer a first job")?;
+    let log = plan.out.join("worker.log");
     let mut levels = Vec::new();
+    let (_, mut seen) = renderer_peak_kib(&log, 0);
     for &concurrency in &plan.concurrency {
-        levels.push(level(&client, &jobs, concurrency, plan.jobs, worker.0.id()).await?);
+        let mut result = level(&client, &jobs, concurrency, plan.jobs, worker.0.id()).await?;
+        let (peak, now) = renderer_peak_kib(&log, seen);
+        seen = now;
+        result.renderer_peak_rss_mib = peak as f64 / 1024.0;
+        levels.push(result);
     }
     client.close().await;
     drop(worker);
@@ -261,7 +273,7 @@ async fn level(
     let started = Instant::now();
     let mut in_flight = VecDeque::new();
     let mut latencies = Vec::with_capacity(total);
-    let (mut sent, mut ok, mut renderer_peak) = (0, 0, 0);
+    let (mut sent, mut ok) = (0, 0);
     while latencies.len() < total {
         while in_flight.len() < concurrency && sent < total {
             let job = &jobs[sent % jobs.len()];
@@ -276,7 +288,6 @@ async fn level(
         if decode_reply(&bytes).is_ok_and(|r| r.status == Status::Ok) {
             ok += 1;
         }
-        renderer_peak = renderer_peak.max(children_rss(worker));
         progress(concurrency, latencies.len(), total);
     }
     let wall = started.elapsed().as_secs_f64();
@@ -295,7 +306,7 @@ async fn level(
         p99_ms: percentile(&latencies, 99.0),
         cpu_sec_per_job: (cpu_after - cpu_before) / total as f64,
         worker_peak_rss_mib: peak as f64 / 1024.0,
-        renderer_peak_rss_mib: renderer_peak as f64 / 1024.0,
+        renderer_peak_rss_mib: 0.0,
     })
 }
 
@@ -344,7 +355,6 @@ pub fn print(report: &Report) {
             l.renderer_peak_rss_mib
         );
     }
-    println!("* renderer RSS sampled between replies: a lower bound of its peak");
 }
 
 /// Two panels side by side: jobs/s, and p50/p95 latency, against concurrency.

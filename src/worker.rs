@@ -283,6 +283,9 @@ pub async fn handle(incoming: Incoming, shared: Arc<Shared>) {
         let stats = &shared.stats;
         stats.observe(Stage::Wipe, sealed.wipe_time + wiping.elapsed());
         stats.observe(Stage::Reply, reply_at.elapsed());
+        if let Some(bytes) = sealed.renderer_peak_rss {
+            stats.renderer_peak(bytes);
+        }
         if let Some(t) = &sealed.timings {
             stats.observe(Stage::Decode, t.decode);
             stats.observe(Stage::Render, t.resize);
@@ -300,6 +303,7 @@ pub async fn handle(incoming: Incoming, shared: Arc<Shared>) {
             encode_ms = ms(t.encode),
             reply_ms = ms(reply_at.elapsed()),
             wiped_bytes = sealed.wiped_bytes,
+            renderer_peak_rss_kib = sealed.renderer_peak_rss.map_or(0, |b| b / 1024),
             reply_bytes_wiped = reply_bytes,
             "job done"
         );

@@ -319,6 +319,11 @@ fn the_load_generator_drives_a_worker_and_writes_its_report_and_chart() {
         assert!(level["p99_ms"].as_f64().unwrap() >= level["p50_ms"].as_f64().unwrap());
         assert!(level["cpu_sec_per_job"].as_f64().unwrap() > 0.0, "{level}");
         assert!(level["worker_peak_rss_mib"].as_f64().unwrap() > 1.0);
+        // Reported by the renderers themselves (VmHWM), through the worker's log.
+        assert!(
+            level["renderer_peak_rss_mib"].as_f64().unwrap() > 1.0,
+            "{level}"
+        );
     }
     let svg = std::fs::read_to_string(out.path().join("bench.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("polyline"));

@@ -64,6 +64,9 @@ pub struct ChildReply<O> {
     pub wiped: Vec<WipeEntry>,
     /// Stage timings in seconds: decode, resize, encode.
     pub timings: [f64; 3],
+    /// The renderer's peak resident memory, bytes (VmHWM), read just before it answers.
+    #[serde(default)]
+    pub peak_rss: u64,
 }
 
 /// An output as it crosses the pipe.
@@ -294,8 +297,8 @@ fn encode_reply(result: Result<Rendered, JobError>, ledger: &Ledger) -> SecretBu
             [0.0; 3],
         ),
     };
-    // A CBOR map of four entries, the outputs spliced in as already-encoded CBOR.
-    buf.write_all(&[0xA4]).expect("memory write");
+    // A CBOR map of five entries, the outputs spliced in as already-encoded CBOR.
+    buf.write_all(&[0xA5]).expect("memory write");
     let put = |buf: &mut SecretBuf, v: &dyn erased::Ser| v.put(buf);
     put(&mut buf, &"outputs");
     match &encoded_outputs {
@@ -309,7 +312,20 @@ fn encode_reply(result: Result<Rendered, JobError>, ledger: &Ledger) -> SecretBu
     put(&mut buf, &timings);
     put(&mut buf, &"wiped");
     put(&mut buf, &ledger.entries());
+    put(&mut buf, &"peak_rss");
+    put(&mut buf, &peak_rss());
     buf
+}
+
+/// This process's peak resident memory in bytes (VmHWM), 0 if unreadable.
+fn peak_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?.to_owned();
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kib| kib * 1024)
 }
 
 mod erased {
@@ -357,6 +373,7 @@ pub fn decode_reply(bytes: &SecretBuf, ledger: &Ledger) -> Result<Rendered, JobE
             resize: r,
             encode: e,
         },
+        renderer_peak_rss: (reply.peak_rss > 0).then_some(reply.peak_rss),
     })
 }
 

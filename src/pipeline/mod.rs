@@ -54,6 +54,8 @@ pub struct Rendered {
     pub outputs: Vec<RenderedOutput>,
     /// Where the time went.
     pub timings: StageTimings,
+    /// The renderer process's peak resident memory (VmHWM), when rendered in one.
+    pub renderer_peak_rss: Option<u64>,
 }
 
 /// Renders a thumbnail/convert job: the single input, decoded once, to every requested output.
@@ -78,7 +80,11 @@ pub fn render(job: &Job, limits: &Limits) -> Result<Rendered, JobError> {
             &mut timings,
         )?);
     }
-    Ok(Rendered { outputs, timings })
+    Ok(Rendered {
+        outputs,
+        timings,
+        renderer_peak_rss: None,
+    })
 }
 
 fn render_output(

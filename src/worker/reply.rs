@@ -22,6 +22,8 @@ pub struct Sealed {
     pub timings: Option<StageTimings>,
     /// Time spent wiping the outputs once copied into the body.
     pub wipe_time: std::time::Duration,
+    /// The renderer process's peak resident memory, when there was one.
+    pub renderer_peak_rss: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -58,6 +60,7 @@ pub fn seal(
     put(&mut body, "v");
     put(&mut body, &VERSION);
     let mut wipe_time = std::time::Duration::ZERO;
+    let mut renderer_peak_rss = None;
     let timings = match result {
         Ok(rendered) => {
             put(&mut body, "status");
@@ -77,6 +80,7 @@ pub fn seal(
             put(&mut body, &views);
             drop(views);
             let timings = rendered.timings;
+            renderer_peak_rss = rendered.renderer_peak_rss;
             let wiping = std::time::Instant::now();
             drop(rendered); // the outputs' wipes land in the ledger here, before the receipt
             wipe_time = wiping.elapsed();
@@ -102,5 +106,6 @@ pub fn seal(
         wiped_bytes: receipt.wiped_bytes,
         timings,
         wipe_time,
+        renderer_peak_rss,
     }
 }

@@ -63,6 +63,7 @@ pub struct Stats {
     registry: Registry,
     jobs: Family<JobLabels, Counter>,
     stages: Family<StageLabels, Histogram, fn() -> Histogram>,
+    renderer_rss: Histogram,
     in_flight: Gauge,
     ready: Gauge,
     dead_lettered: Counter,
@@ -115,6 +116,8 @@ impl Default for Stats {
             registry: Registry::with_prefix("midnit"),
             jobs: Family::default(),
             stages: Family::new_with_constructor(stage_histogram),
+            // 8 MiB … 8 GiB.
+            renderer_rss: Histogram::new(exponential_buckets(8.0 * 1048576.0, 2.0, 11)),
             in_flight: Gauge::default(),
             ready: Gauge::default(),
             dead_lettered: Counter::default(),
@@ -136,6 +139,12 @@ impl Default for Stats {
             "Time per job stage: queue_wait, decode, render, encode, reply, wipe",
             Unit::Seconds,
             stats.stages.clone(),
+        );
+        r.register_with_unit(
+            "renderer_peak_rss",
+            "Peak resident memory of each job's renderer process",
+            Unit::Bytes,
+            stats.renderer_rss.clone(),
         );
         r.register(
             "jobs_in_flight",
@@ -211,6 +220,10 @@ impl Stats {
         self.stages
             .get_or_create(&labels)
             .observe(took.as_secs_f64());
+    }
+
+    pub(super) fn renderer_peak(&self, bytes: u64) {
+        self.renderer_rss.observe(bytes as f64);
     }
 
     pub(super) fn started(&self) {
