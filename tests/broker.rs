@@ -468,9 +468,10 @@ async fn a_receipt_adds_up_to_the_bytes_the_job_held() {
     let r = &reply.receipt;
     assert_eq!(r.entry("request.body").unwrap().bytes, body_len);
     assert_eq!(r.entry("input.photo").unwrap().bytes, input.len() as u64);
+    // The 150 px output allows shrink-on-load at 1/2: 150x100 decoded.
     assert_eq!(
         r.entry("pixels.photo.decoded").unwrap().bytes,
-        300 * 200 * 3
+        150 * 100 * 3
     );
     assert_eq!(r.entry("pixels.small.resized").unwrap().bytes, 30 * 20 * 3);
     assert_eq!(r.entry("pixels.big.resized").unwrap().bytes, 150 * 100 * 3);
@@ -575,7 +576,8 @@ async fn answered_then_still_serving(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_renderer_over_its_memory_limit_is_answered_limits_memory_and_the_worker_goes_on() {
     let w = spawn_worker_with("memory", |c| c.limits.max_job_memory_bytes = 40 << 20, None).await;
-    let big = request(photo_12mp(), vec![output("t", "jpeg", Some(256), None)]);
+    // Full size: no shrink-on-load, so the 36 MB of decoded pixels alone are near the limit.
+    let big = request(photo_12mp(), vec![output("t", "jpeg", None, None)]);
     answered_then_still_serving(w, big, "limits.memory").await;
 }
 

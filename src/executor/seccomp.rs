@@ -2,8 +2,13 @@
 //! it has started and before it reads the job.
 //!
 //! A renderer reads its job from stdin, may open its spill file read-only, allocates memory,
-//! writes the result to stdout and exits. Everything else — sockets, writing or creating files,
-//! starting processes, ptrace — fails with EPERM.
+//! may start threads (a decoder's worker threads), writes the result to stdout and exits.
+//! Everything else — sockets, writing or creating files, starting processes, ptrace — fails
+//! with EPERM.
+//!
+//! Threads: `clone` is allowed only with `CLONE_THREAD` (a new process never is). `clone3`
+//! passes its flags in memory, where a filter cannot look, so a second filter answers it
+//! `ENOSYS`, and the C library falls back to `clone`.
 
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
@@ -43,6 +48,11 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_tgkill,
     libc::SYS_exit,
     libc::SYS_exit_group,
+    // What a new thread sets up (failures here are tolerated by the C library, but allowing
+    // them keeps threads ordinary).
+    libc::SYS_set_robust_list,
+    libc::SYS_rseq,
+    libc::SYS_clone3,
 ];
 
 /// Open flags that would write, create or truncate.
@@ -64,6 +74,15 @@ fn filter() -> Result<BpfProgram, seccompiler::BackendError> {
         0,
     )?;
     rules.insert(libc::SYS_openat, vec![SeccompRule::new(vec![read_only])?]);
+    // clone(flags, ...): threads only.
+    let thread = libc::CLONE_THREAD as u64;
+    let threads_only = SeccompCondition::new(
+        0,
+        SeccompCmpArgLen::Qword,
+        SeccompCmpOp::MaskedEq(thread),
+        thread,
+    )?;
+    rules.insert(libc::SYS_clone, vec![SeccompRule::new(vec![threads_only])?]);
     let arch = std::env::consts::ARCH.try_into()?;
     let filter = SeccompFilter::new(
         rules,
@@ -74,12 +93,29 @@ fn filter() -> Result<BpfProgram, seccompiler::BackendError> {
     filter.try_into()
 }
 
+/// The second filter: `clone3` answers ENOSYS (so threads are made with the filtered `clone`);
+/// everything else is left to the first.
+fn no_clone3() -> Result<BpfProgram, seccompiler::BackendError> {
+    let rules: BTreeMap<i64, Vec<SeccompRule>> = [(libc::SYS_clone3, vec![])].into();
+    let arch = std::env::consts::ARCH.try_into()?;
+    SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::ENOSYS as u32),
+        arch,
+    )?
+    .try_into()
+}
+
 /// Confines the calling process (single-threaded) to the renderer's allowlist. Irreversible.
 pub fn confine() -> io::Result<()> {
     // SAFETY: prctl with integer arguments only. Seccomp requires no_new_privs.
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
         return Err(io::Error::last_os_error());
     }
+    // The clone3 filter goes first: once the allowlist is in, installing a filter is denied.
+    let program = no_clone3().map_err(io::Error::other)?;
+    seccompiler::apply_filter(&program).map_err(io::Error::other)?;
     let program = filter().map_err(io::Error::other)?;
     seccompiler::apply_filter(&program).map_err(io::Error::other)
 }
@@ -108,6 +144,24 @@ mod tests {
 
     fn errno() -> i32 {
         io::Error::last_os_error().raw_os_error().unwrap_or(0)
+    }
+
+    #[test]
+    fn a_confined_renderer_can_start_threads_but_no_process() {
+        let code = in_confined_child(|| {
+            let thread = std::thread::spawn(|| 21 * 2).join();
+            // SAFETY: plain system call; a child, were one made, exits at once.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                unsafe { libc::_exit(0) };
+            }
+            match (thread, pid) {
+                (Ok(42), -1) if errno() == libc::EPERM => 0,
+                (Err(_), _) => 1,
+                _ => 2,
+            }
+        });
+        assert_eq!(code, 0);
     }
 
     #[test]
