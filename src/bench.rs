@@ -244,22 +244,8 @@ pub async fn run(mut config: Config, plan: &Plan) -> anyhow::Result<Report> {
         serde_json::to_vec_pretty(&report)?,
     )?;
     std::fs::write(plan.out.join("bench.svg"), chart(&report))?;
-    remove_queue(&config).await;
+    crate::broker::delete_topology(&config, "midnit-bench-cleanup").await?;
     Ok(report)
-}
-
-async fn remove_queue(config: &Config) {
-    if let Ok(conn) = crate::broker::connect(config, "midnit-bench-cleanup").await {
-        if let Ok(ch) = conn.create_channel().await {
-            for q in [config.queue.clone(), config.dlq()] {
-                let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
-            }
-            let _ = ch
-                .exchange_delete(config.dlx().as_str().into(), Default::default())
-                .await;
-        }
-        let _ = conn.close(200, "bench done".into()).await;
-    }
 }
 
 async fn level(

@@ -186,6 +186,26 @@ pub async fn declare_topology(channel: &Channel, config: &Config) -> Result<(), 
     Ok(())
 }
 
+/// Deletes what [`declare_topology`] declared (the jobs queue, the dead-letter queue and
+/// exchange): for the demo, the load generator and tests, which use queues of their own.
+pub async fn delete_topology(config: &Config, name: &str) -> Result<(), BrokerError> {
+    let conn = connect(config, name).await?;
+    let ch = conn
+        .create_channel()
+        .await
+        .map_err(op("opening a channel"))?;
+    for queue in [config.queue.clone(), config.dlq()] {
+        ch.queue_delete(queue.as_str().into(), Default::default())
+            .await
+            .map_err(op("deleting a queue"))?;
+    }
+    ch.exchange_delete(config.dlx().as_str().into(), Default::default())
+        .await
+        .map_err(op("deleting the dead-letter exchange"))?;
+    let _ = conn.close(200, "topology deleted".into()).await;
+    Ok(())
+}
+
 /// A worker's consuming side: the channel jobs arrive on and the channel replies leave by.
 pub struct Consuming {
     consume: Channel,

@@ -142,19 +142,7 @@ async fn run_on_broker(config: Config, jobs: &[DemoJob], out_dir: &Path) -> anyh
     client.close().await;
     stop.cancel();
     running.await??;
-    remove_demo_topology(&config).await
-}
-
-async fn remove_demo_topology(config: &Config) -> anyhow::Result<()> {
-    let conn = crate::broker::connect(config, "midnit-demo-cleanup").await?;
-    let ch = conn.create_channel().await?;
-    for queue in [config.queue.clone(), config.dlq()] {
-        ch.queue_delete(queue.as_str().into(), Default::default())
-            .await?;
-    }
-    ch.exchange_delete(config.dlx().as_str().into(), Default::default())
-        .await?;
-    let _ = conn.close(200, "demo done".into()).await;
+    crate::broker::delete_topology(&config, "midnit-demo-cleanup").await?;
     Ok(())
 }
 

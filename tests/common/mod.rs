@@ -101,17 +101,7 @@ impl TestWorker {
 }
 
 pub async fn delete_topology(config: &Config) {
-    let conn = lapin::Connection::connect(&amqp_url(), Default::default())
-        .await
-        .unwrap();
-    let ch = conn.create_channel().await.unwrap();
-    for q in [config.queue.clone(), config.dlq()] {
-        let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
-    }
-    let _ = ch
-        .exchange_delete(config.dlx().as_str().into(), Default::default())
-        .await;
-    let _ = conn.close(200, "test done".into()).await;
+    let _ = midnit_worker::broker::delete_topology(config, "test-cleanup").await;
 }
 
 /// Takes one message from `queue`, waiting until one arrives (bounded).
