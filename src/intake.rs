@@ -10,6 +10,7 @@
 use crate::config::Limits;
 use crate::pipeline::probe::{probe_bytes, Header};
 use crate::protocol::{ErrorCode, JobError, OutputSpec, Request, CONTENT_TYPE, VERSION};
+use crate::recipe::{Recipe, RecipeLimits};
 use crate::wipe::{Ledger, SecretBuf, SpillDir, SpillFile};
 use serde::Deserialize;
 
@@ -36,6 +37,8 @@ pub struct Job {
     pub inputs: Vec<Input>,
     /// Requested outputs, in request order.
     pub outputs: Vec<OutputPlan>,
+    /// The generation recipe, checked; `None` for a thumbnail/convert job.
+    pub recipe: Option<Recipe>,
     /// The job's wipe ledger.
     pub ledger: Ledger,
 }
@@ -173,7 +176,7 @@ pub fn intake(
     check_envelope(&body, meta, limits)?;
     let request = parse(&body);
     body.wipe();
-    let (inputs, spec_outputs) = secure_inputs(request?, ledger)?;
+    let (inputs, spec_outputs, recipe) = secure_inputs(request?, ledger)?;
     if inputs.len() > limits.max_inputs {
         return Err(over_limit(
             ErrorCode::LimitsInputs,
@@ -182,18 +185,37 @@ pub fn intake(
         ));
     }
     let outputs = plan_outputs(&spec_outputs, limits)?;
-    if inputs.len() != 1 {
-        return Err(invalid(format!(
-            "a request without a recipe takes exactly one input, got {}",
-            inputs.len()
-        )));
-    }
+    let recipe = match recipe {
+        Some(value) => {
+            let names: Vec<&str> = inputs.iter().map(|(n, _)| n.as_str()).collect();
+            Some(check_recipe(&value, &names, limits)?)
+        }
+        None if inputs.len() != 1 => {
+            return Err(invalid(format!(
+                "a request without a recipe takes exactly one input, got {}",
+                inputs.len()
+            )))
+        }
+        None => None,
+    };
     let inputs = check_inputs(inputs, limits, spill, ledger)?;
     Ok(Job {
         inputs,
         outputs,
+        recipe,
         ledger: ledger.clone(),
     })
+}
+
+/// Reads a request's recipe and holds it to the limits.
+pub fn check_recipe(
+    value: &ciborium::Value,
+    inputs: &[&str],
+    limits: &Limits,
+) -> Result<Recipe, JobError> {
+    let recipe = crate::recipe::parse(value)?;
+    crate::recipe::check(&recipe, inputs, &RecipeLimits::new(limits))?;
+    Ok(recipe)
 }
 
 fn check_envelope(body: &SecretBuf, meta: &Meta, limits: &Limits) -> Result<(), JobError> {
@@ -253,7 +275,11 @@ fn describe(e: &ciborium::de::Error<std::io::Error>) -> String {
     }
 }
 
-type Secured = (Vec<(String, SecretBuf)>, Vec<OutputSpec>);
+type Secured = (
+    Vec<(String, SecretBuf)>,
+    Vec<OutputSpec>,
+    Option<ciborium::Value>,
+);
 
 /// Moves every input into a ledgered buffer before anything else can fail.
 fn secure_inputs(request: Request, ledger: &Ledger) -> Result<Secured, JobError> {
@@ -265,13 +291,7 @@ fn secure_inputs(request: Request, ledger: &Ledger) -> Result<Secured, JobError>
             (name, buf)
         })
         .collect();
-    if request.recipe.is_some() {
-        return Err(JobError::new(
-            ErrorCode::RecipeInvalid,
-            "this worker renders thumbnail/convert jobs only; send the request without `recipe`",
-        ));
-    }
-    Ok((inputs, request.outputs))
+    Ok((inputs, request.outputs, request.recipe))
 }
 
 fn check_inputs(

@@ -5,7 +5,8 @@
 //!
 //! 1. [`intake`] — AMQP properties and the CBOR body become a typed [`intake::Job`]; every
 //!    limit that can be checked without decoding is checked ([`pipeline::probe`] reads headers).
-//! 2. [`executor`] — runs the pure [`pipeline::render`] (decode → resize → encode): by default
+//! 2. [`executor`] — runs the pure [`pipeline::render`] (decode → compose a [`recipe`] →
+//!    resize → encode): by default
 //!    in a single-use renderer process per job under kernel limits ([`executor::Isolated`]),
 //!    or in-process on the blocking pool ([`executor::InProcess`]).
 //! 3. [`worker`] — seals the reply (outputs copied, then wiped, then the receipt taken),
@@ -30,6 +31,7 @@ pub mod intake;
 pub mod memqueue;
 pub mod pipeline;
 pub mod protocol;
+pub mod recipe;
 pub mod request_file;
 pub mod samples;
 pub mod serve;

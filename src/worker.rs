@@ -288,6 +288,9 @@ pub async fn handle(incoming: Incoming, shared: Arc<Shared>) {
         }
         if let Some(t) = &sealed.timings {
             stats.observe(Stage::Decode, t.decode);
+            if !t.compose.is_zero() {
+                stats.observe(Stage::Compose, t.compose);
+            }
             stats.observe(Stage::Render, t.resize);
             stats.observe(Stage::Encode, t.encode);
         }
@@ -299,6 +302,7 @@ pub async fn handle(incoming: Incoming, shared: Arc<Shared>) {
             outcome = outcome.label(),
             total_ms = ms(started.elapsed()),
             decode_ms = ms(t.decode),
+            compose_ms = ms(t.compose),
             resize_ms = ms(t.resize),
             encode_ms = ms(t.encode),
             reply_ms = ms(reply_at.elapsed()),

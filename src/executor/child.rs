@@ -14,6 +14,7 @@ use crate::intake::{plan_outputs, Input, InputData, Job};
 use crate::pipeline::probe::Header;
 use crate::pipeline::{render, Rendered, RenderedOutput, StageTimings};
 use crate::protocol::{ErrorCode, JobError, OutputSpec};
+use crate::recipe::Recipe;
 use crate::wipe::{Ledger, SecretBuf, WipeEntry};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -28,6 +29,7 @@ struct JobOut<'a> {
     limits: &'a Limits,
     inputs: Vec<InputOut<'a>>,
     outputs: Vec<OutputSpec>,
+    recipe: Option<&'a Recipe>,
 }
 
 #[derive(Serialize)]
@@ -43,6 +45,7 @@ struct JobIn {
     limits: Limits,
     inputs: Vec<InputIn>,
     outputs: Vec<OutputSpec>,
+    recipe: Option<Recipe>,
 }
 
 #[derive(Deserialize)]
@@ -62,8 +65,8 @@ pub struct ChildReply<O> {
     pub error: Option<(String, String)>,
     /// What the renderer wiped.
     pub wiped: Vec<WipeEntry>,
-    /// Stage timings in seconds: decode, resize, encode.
-    pub timings: [f64; 3],
+    /// Stage timings in seconds: decode, compose, resize, encode.
+    pub timings: [f64; 4],
     /// The renderer's peak resident memory, bytes (VmHWM), read just before it answers.
     #[serde(default)]
     pub peak_rss: u64,
@@ -102,6 +105,7 @@ pub fn encode_job(job: &Job, limits: &Limits) -> SecretBuf {
         limits,
         inputs,
         outputs: job.outputs.iter().map(|o| o.to_spec()).collect(),
+        recipe: job.recipe.as_ref(),
     };
     let size: usize = job
         .inputs
@@ -121,10 +125,11 @@ fn decode_job(message: &SecretBuf, ledger: &Ledger) -> Result<(Job, Limits), Job
         limits,
         inputs,
         outputs,
+        recipe,
     } = crate::wipe::cbor_from_slice(message.as_slice())
         .map_err(|e| JobError::new(ErrorCode::Internal, format!("renderer request: {e}")))?;
     let outputs = plan_outputs(&outputs, &limits)?;
-    let inputs = inputs
+    let inputs: Vec<Input> = inputs
         .into_iter()
         .map(|i| {
             let data = match (i.bytes, i.spill_path) {
@@ -143,9 +148,14 @@ fn decode_job(message: &SecretBuf, ledger: &Ledger) -> Result<(Job, Limits), Job
             }
         })
         .collect();
+    if let Some(recipe) = &recipe {
+        let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
+        crate::recipe::check(recipe, &names, &crate::recipe::RecipeLimits::new(&limits))?;
+    }
     let job = Job {
         inputs,
         outputs,
+        recipe,
         ledger: ledger.clone(),
     };
     Ok((job, limits))
@@ -288,13 +298,18 @@ fn encode_reply(result: Result<Rendered, JobError>, ledger: &Ledger) -> SecretBu
             (
                 Some(outs),
                 None,
-                [secs(t.decode), secs(t.resize), secs(t.encode)],
+                [
+                    secs(t.decode),
+                    secs(t.compose),
+                    secs(t.resize),
+                    secs(t.encode),
+                ],
             )
         }
         Err(e) => (
             None,
             Some((e.code.as_str().to_owned(), e.message)),
-            [0.0; 3],
+            [0.0; 4],
         ),
     };
     // A CBOR map of five entries, the outputs spliced in as already-encoded CBOR.
@@ -365,11 +380,12 @@ pub fn decode_reply(bytes: &SecretBuf, ledger: &Ledger) -> Result<Rendered, JobE
             height: o.height,
         })
         .collect();
-    let [d, r, e] = reply.timings.map(|s| Duration::from_secs_f64(s.max(0.0)));
+    let [d, c, r, e] = reply.timings.map(|s| Duration::from_secs_f64(s.max(0.0)));
     Ok(Rendered {
         outputs,
         timings: StageTimings {
             decode: d,
+            compose: c,
             resize: r,
             encode: e,
         },

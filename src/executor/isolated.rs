@@ -216,7 +216,8 @@ impl Isolated {
             .iter()
             .map(|o| u64::from(o.width.unwrap_or(0)) * u64::from(o.height.unwrap_or(0)))
             .sum();
-        (BASE_MEMORY + pixels * 4 * 6 + outputs * 4 * 3).min(self.max_memory)
+        let canvas = job.recipe.as_ref().map_or(0, |r| r.working_bytes());
+        (BASE_MEMORY + pixels * 4 * 6 + outputs * 4 * 3 + canvas).min(self.max_memory)
     }
 }
 

@@ -34,6 +34,19 @@ pub fn decode(
     ledger: &Ledger,
     outputs: &[OutputPlan],
 ) -> Result<Decoded, JobError> {
+    decode_shrunk(input, limits, ledger, &|full, orientation| {
+        shrink_factor(full, orientation, outputs)
+    })
+}
+
+/// Decodes `input`; `shrink` says, from the stored full size and the orientation, by which of
+/// 1, 2, 4 or 8 a JPEG may be shrunk on load.
+pub fn decode_shrunk(
+    input: &Input,
+    limits: &Limits,
+    ledger: &Ledger,
+    shrink: &dyn Fn((u32, u32), Orientation) -> u32,
+) -> Result<Decoded, JobError> {
     let name = &input.name;
     let fail = |e: ImageError| decode_error(name, e);
     let mut reader = ImageReader::with_format(open(input)?, input.header.format.image_format());
@@ -45,7 +58,7 @@ pub fn decode(
     let full = decoder.dimensions();
     if input.header.format == InputFormat::Jpeg {
         let cmyk_profile = icc.as_deref().and_then(cmyk::cmyk_profile);
-        let shrink = shrink_factor(full, orientation, outputs);
+        let shrink = shrink(full, orientation);
         if cmyk_profile.is_none() && shrink > 1 {
             drop(decoder);
             if let Some(pixels) = decode_scaled(input, full, shrink, limits, ledger) {

@@ -1,4 +1,5 @@
-//! Stage 2 — the **pipeline**: decode → (compose) → resize → encode, as one pure function.
+//! Stage 2 — the **pipeline**: decode → compose (recipes) → resize → encode, as one pure
+//! function.
 //!
 //! [`render`] does no I/O beyond reading a job's own spill file and touches no globals, so an
 //! executor can run it in-process or in a child process alike. Every buffer it creates is a
@@ -6,6 +7,7 @@
 
 pub mod cmyk;
 pub mod color;
+pub mod compose;
 pub mod decode;
 pub mod encode;
 pub mod geometry;
@@ -41,6 +43,8 @@ pub struct RenderedOutput {
 pub struct StageTimings {
     /// Decoding inputs.
     pub decode: Duration,
+    /// Drawing a recipe's canvas (zero for a thumbnail/convert job).
+    pub compose: Duration,
     /// Resizing, orienting and colour-converting.
     pub resize: Duration,
     /// Encoding outputs.
@@ -58,8 +62,12 @@ pub struct Rendered {
     pub renderer_peak_rss: Option<u64>,
 }
 
-/// Renders a thumbnail/convert job: the single input, decoded once, to every requested output.
+/// Renders a job: a recipe's canvas, or for a thumbnail/convert job the single input decoded
+/// once, sized and encoded to every requested output.
 pub fn render(job: &Job, limits: &Limits) -> Result<Rendered, JobError> {
+    if let Some(recipe) = &job.recipe {
+        return render_recipe(job, recipe, limits);
+    }
     let input = job
         .inputs
         .first()
@@ -69,22 +77,51 @@ pub fn render(job: &Job, limits: &Limits) -> Result<Rendered, JobError> {
     let decoded = decode::decode(input, limits, &job.ledger, &job.outputs)?;
     let color = ColorPlan::new(decoded.icc.clone(), decoded.pixels.layout);
     timings.decode = started.elapsed();
-    let mut outputs = Vec::with_capacity(job.outputs.len());
-    for plan in &job.outputs {
-        outputs.push(render_output(
-            &decoded,
-            &color,
-            plan,
-            job,
-            limits,
-            &mut timings,
-        )?);
-    }
+    let outputs = render_outputs(&decoded, &color, job, limits, &mut timings)?;
     Ok(Rendered {
         outputs,
         timings,
         renderer_peak_rss: None,
     })
+}
+
+fn render_recipe(
+    job: &Job,
+    recipe: &crate::recipe::Recipe,
+    limits: &Limits,
+) -> Result<Rendered, JobError> {
+    let composed = compose::compose(job, recipe, limits)?;
+    let mut timings = StageTimings {
+        decode: composed.decode,
+        compose: composed.compose,
+        ..StageTimings::default()
+    };
+    let full = (composed.pixels.width, composed.pixels.height);
+    let canvas = Decoded {
+        pixels: composed.pixels,
+        full,
+        orientation: image::metadata::Orientation::NoTransforms,
+        icc: None,
+    };
+    let outputs = render_outputs(&canvas, &ColorPlan::Srgb, job, limits, &mut timings)?;
+    Ok(Rendered {
+        outputs,
+        timings,
+        renderer_peak_rss: None,
+    })
+}
+
+fn render_outputs(
+    source: &Decoded,
+    color: &ColorPlan,
+    job: &Job,
+    limits: &Limits,
+    timings: &mut StageTimings,
+) -> Result<Vec<RenderedOutput>, JobError> {
+    job.outputs
+        .iter()
+        .map(|plan| render_output(source, color, plan, job, limits, timings))
+        .collect()
 }
 
 fn render_output(

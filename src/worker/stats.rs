@@ -19,6 +19,8 @@ pub enum Stage {
     QueueWait,
     /// Intake and decoding.
     Decode,
+    /// Drawing a recipe's canvas.
+    Compose,
     /// Geometry, resizing and colour.
     Render,
     /// Encoding the outputs.
@@ -34,6 +36,7 @@ impl Stage {
         match self {
             Self::QueueWait => "queue_wait",
             Self::Decode => "decode",
+            Self::Compose => "compose",
             Self::Render => "render",
             Self::Encode => "encode",
             Self::Reply => "reply",

@@ -1,0 +1,399 @@
+//! Paints (solid, gradients, noise, discs, patterns) and anti-aliased shape coverage.
+//!
+//! Every procedural paint draws from a seeded SplitMix64 stream or an integer hash of its
+//! seed and pixel position, and uses only `+ − × ÷`, `sqrt` and the pure-Rust `libm`
+//! functions: the same recipe gives the same bytes on every machine. Gradients are dithered
+//! with a 4×4 Bayer matrix, so deep midnight blues do not band.
+
+use super::raster::{to_u8, Raster};
+use crate::recipe::{disc_defaults, Color, Discs, Paint, Stop};
+
+/// SplitMix64: a tiny, well-known, seedable generator.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        mix(self.0)
+    }
+
+    /// A float in [0, 1).
+    pub fn unit(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+    }
+}
+
+/// SplitMix64's finaliser: a good 64-bit integer hash.
+pub fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A hash of a seed and a lattice point, as a float in [0, 1).
+pub fn hash2(seed: u64, x: i64, y: i64) -> f32 {
+    let h = mix(seed ^ mix((x as u64).wrapping_mul(0x9E37_79B9) ^ (y as u64) << 32));
+    (h >> 40) as f32 / (1u64 << 24) as f32
+}
+
+const BAYER: [[f32; 4]; 4] = [
+    [0.0, 8.0, 2.0, 10.0],
+    [12.0, 4.0, 14.0, 6.0],
+    [3.0, 11.0, 1.0, 9.0],
+    [15.0, 7.0, 13.0, 5.0],
+];
+
+/// Dither offset in (−0.5, 0.5) for pixel (x, y).
+#[inline]
+fn dither(x: usize, y: usize) -> f32 {
+    (BAYER[y & 3][x & 3] + 0.5) / 16.0 - 0.5
+}
+
+/// Writes a premultiplied 0–255 float colour to a pixel, dithered, keeping colour ≤ alpha.
+#[inline]
+fn put(px: &mut [u8], c: [f32; 4], x: usize, y: usize) {
+    let d = dither(x, y);
+    let a = to_u8(c[3] + d);
+    for i in 0..3 {
+        px[i] = to_u8(c[i] + d).min(a);
+    }
+    px[3] = a;
+}
+
+/// Colour of a list of stops at `t` (premultiplied interpolation, like CSS).
+fn at_stops(stops: &[(f32, [f32; 4])], t: f32) -> [f32; 4] {
+    let first = stops[0];
+    if t <= first.0 {
+        return first.1;
+    }
+    for pair in stops.windows(2) {
+        let ((t0, c0), (t1, c1)) = (pair[0], pair[1]);
+        if t <= t1 {
+            let f = if t1 > t0 { (t - t0) / (t1 - t0) } else { 1.0 };
+            let mut out = [0.0; 4];
+            for i in 0..4 {
+                out[i] = c0[i] + (c1[i] - c0[i]) * f;
+            }
+            return out;
+        }
+    }
+    stops[stops.len() - 1].1
+}
+
+fn premultiplied_stops(stops: &[Stop]) -> Vec<(f32, [f32; 4])> {
+    stops
+        .iter()
+        .map(|s| (s.at, s.color.premultiplied(1.0)))
+        .collect()
+}
+
+fn even_stops(colors: &[Color]) -> Vec<(f32, [f32; 4])> {
+    let n = (colors.len().max(2) - 1) as f32;
+    colors
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (i as f32 / n, c.premultiplied(1.0)))
+        .collect()
+}
+
+/// Fills the whole raster with `paint` (replacing what was there). The paint's geometry is
+/// relative to the raster: a gradient spans it, a pattern starts at its corner.
+pub fn fill(r: &mut Raster, paint: &Paint, seed: u64) {
+    let (w, h) = (r.width() as usize, r.height() as usize);
+    let (wf, hf) = (w as f32, h as f32);
+    let px = r.bytes_mut();
+    px.fill(0);
+    match paint {
+        Paint::Solid(c) => {
+            let c = c.premultiplied(1.0).map(to_u8);
+            for p in px.chunks_exact_mut(4) {
+                p.copy_from_slice(&[c[0].min(c[3]), c[1].min(c[3]), c[2].min(c[3]), c[3]]);
+            }
+        }
+        Paint::Linear(l) => {
+            let stops = premultiplied_stops(&l.stops);
+            let rad = l.angle.to_radians();
+            let (dx, dy) = (libm::sinf(rad), -libm::cosf(rad));
+            let len = (wf * dx).abs() + (hf * dy).abs();
+            let len = if len > 0.0 { len } else { 1.0 };
+            for (i, p) in px.chunks_exact_mut(4).enumerate() {
+                let (x, y) = (i % w, i / w);
+                let (fx, fy) = (x as f32 + 0.5 - wf / 2.0, y as f32 + 0.5 - hf / 2.0);
+                let t = (fx * dx + fy * dy) / len + 0.5;
+                put(p, at_stops(&stops, t), x, y);
+            }
+        }
+        Paint::Radial(rg) => {
+            let stops = premultiplied_stops(&rg.stops);
+            let (cx, cy) = (rg.center[0] * wf, rg.center[1] * hf);
+            let radius = (rg.radius * wf.max(hf)).max(1.0);
+            for (i, p) in px.chunks_exact_mut(4).enumerate() {
+                let (x, y) = (i % w, i / w);
+                let (fx, fy) = (x as f32 + 0.5 - cx, y as f32 + 0.5 - cy);
+                let t = (fx * fx + fy * fy).sqrt() / radius;
+                put(p, at_stops(&stops, t), x, y);
+            }
+        }
+        Paint::Noise(n) => {
+            let stops = even_stops(&n.colors);
+            let seed = n.seed.unwrap_or(seed);
+            let octaves = n.octaves.clamp(1, 6);
+            for (i, p) in px.chunks_exact_mut(4).enumerate() {
+                let (x, y) = (i % w, i / w);
+                let v = fbm(seed, x as f32 / n.scale, y as f32 / n.scale, octaves);
+                let t = ((v - 0.5) * 1.8 + 0.5).clamp(0.0, 1.0);
+                put(p, at_stops(&stops, t), x, y);
+            }
+        }
+        Paint::Bokeh(d) | Paint::Stars(d) => discs(r, d, paint, seed),
+        Paint::Dots(d) => {
+            let c = d.color.premultiplied(1.0);
+            let s = d.spacing;
+            for (i, p) in px.chunks_exact_mut(4).enumerate() {
+                let (x, y) = ((i % w) as f32 + 0.5, (i / w) as f32 + 0.5);
+                let (lx, ly) = (x.rem_euclid(s) - s / 2.0, y.rem_euclid(s) - s / 2.0);
+                let cov = (d.radius - (lx * lx + ly * ly).sqrt() + 0.5).clamp(0.0, 1.0);
+                if cov > 0.0 {
+                    put(p, c.map(|v| v * cov), i % w, i / w);
+                }
+            }
+        }
+        Paint::Stripes(st) => {
+            let c = st.color.premultiplied(1.0);
+            let rad = st.angle.to_radians();
+            let (cs, sn) = (libm::cosf(rad), libm::sinf(rad));
+            for (i, p) in px.chunks_exact_mut(4).enumerate() {
+                let (x, y) = ((i % w) as f32 + 0.5, (i / w) as f32 + 0.5);
+                let u = (x * cs + y * sn).rem_euclid(st.spacing);
+                let cov = ((u + 0.5).min(st.width - u + 0.5)).clamp(0.0, 1.0);
+                if cov > 0.0 {
+                    put(p, c.map(|v| v * cov), i % w, i / w);
+                }
+            }
+        }
+    }
+}
+
+/// Smooth value noise: bilinear between hashed lattice values with a smoothstep.
+fn value_noise(seed: u64, x: f32, y: f32) -> f32 {
+    let (x0, y0) = (x.floor(), y.floor());
+    let (fx, fy) = (x - x0, y - y0);
+    let (ix, iy) = (x0 as i64, y0 as i64);
+    let s = |t: f32| t * t * (3.0 - 2.0 * t);
+    let (sx, sy) = (s(fx), s(fy));
+    let a = hash2(seed, ix, iy);
+    let b = hash2(seed, ix + 1, iy);
+    let c = hash2(seed, ix, iy + 1);
+    let d = hash2(seed, ix + 1, iy + 1);
+    let top = a + (b - a) * sx;
+    let bottom = c + (d - c) * sx;
+    top + (bottom - top) * sy
+}
+
+/// Fractal sum of `octaves` noises, each twice as fine and half as strong, in [0, 1].
+fn fbm(seed: u64, x: f32, y: f32, octaves: u32) -> f32 {
+    let (mut sum, mut weight, mut total, mut f) = (0.0, 1.0, 0.0, 1.0);
+    for o in 0..octaves {
+        sum += value_noise(mix(seed.wrapping_add(u64::from(o))), x * f, y * f) * weight;
+        total += weight;
+        weight *= 0.5;
+        f *= 2.0;
+    }
+    sum / total
+}
+
+fn discs(r: &mut Raster, d: &Discs, kind: &Paint, seed: u64) {
+    let (count, lo, hi, softness) = disc_defaults(d, kind);
+    let stars = matches!(kind, Paint::Stars(_));
+    let mut rng = Rng::new(d.seed.unwrap_or(seed));
+    let (w, h) = (r.width() as f32, r.height() as f32);
+    for _ in 0..count {
+        let (x, y) = (rng.unit() * w, rng.unit() * h);
+        let radius = lo + (hi - lo) * rng.unit();
+        let color = d.colors[(rng.next_u64() % d.colors.len() as u64) as usize];
+        let strength = if stars {
+            0.55 + 0.45 * rng.unit()
+        } else {
+            0.25 + 0.55 * rng.unit()
+        };
+        if stars {
+            // A faint halo three times the star's size, then the sharp point.
+            disc(
+                r,
+                x,
+                y,
+                radius * 3.0,
+                1.0,
+                color.premultiplied(strength * 0.18),
+            );
+        }
+        disc(r, x, y, radius, softness, color.premultiplied(strength));
+    }
+}
+
+/// Draws one soft disc over the raster.
+fn disc(r: &mut Raster, cx: f32, cy: f32, radius: f32, softness: f32, c: [f32; 4]) {
+    let (w, h) = (r.width() as i64, r.height() as i64);
+    let x0 = ((cx - radius).floor() as i64).max(0);
+    let x1 = ((cx + radius).ceil() as i64).min(w - 1);
+    let y0 = ((cy - radius).floor() as i64).max(0);
+    let y1 = ((cy + radius).ceil() as i64).min(h - 1);
+    let edge = (radius * softness).max(0.75);
+    let px = r.bytes_mut();
+    for y in y0..=y1 {
+        for x in x0..=x1 {
+            let (fx, fy) = (x as f32 + 0.5 - cx, y as f32 + 0.5 - cy);
+            let t = ((radius - (fx * fx + fy * fy).sqrt()) / edge).clamp(0.0, 1.0);
+            if t <= 0.0 {
+                continue;
+            }
+            let cov = t * t * (3.0 - 2.0 * t);
+            let i = (y * w + x) as usize * 4;
+            let p = &mut px[i..i + 4];
+            let keep = 1.0 - c[3] * cov / 255.0;
+            for k in 0..4 {
+                p[k] = to_u8(c[k] * cov + f32::from(p[k]) * keep);
+            }
+        }
+    }
+}
+
+/// Coverage (0–255) of a rounded rectangle filling a `w`×`h` plane, inset by `inset` pixels,
+/// with corner radius `radius` (shrunk by the inset). Signed distance, one pixel of
+/// anti-aliasing.
+pub fn rounded_rect(w: usize, h: usize, radius: f32, inset: f32) -> Vec<u8> {
+    let (hw, hh) = (w as f32 / 2.0 - inset, h as f32 / 2.0 - inset);
+    let r = (radius - inset).clamp(0.0, hw.min(hh).max(0.0));
+    let mut out = vec![0u8; w * h];
+    for (i, o) in out.iter_mut().enumerate() {
+        let (x, y) = ((i % w) as f32 + 0.5, (i / w) as f32 + 0.5);
+        let qx = (x - w as f32 / 2.0).abs() - (hw - r);
+        let qy = (y - h as f32 / 2.0).abs() - (hh - r);
+        let outside = (qx.max(0.0) * qx.max(0.0) + qy.max(0.0) * qy.max(0.0)).sqrt();
+        let d = outside + qx.max(qy).min(0.0) - r;
+        *o = to_u8((0.5 - d).clamp(0.0, 1.0) * 255.0);
+    }
+    out
+}
+
+/// Coverage of a circle of `radius` inset by `inset`, centred in a `w`×`h` plane at
+/// (`cx`, `cy`).
+pub fn circle(w: usize, h: usize, cx: f32, cy: f32, radius: f32, inset: f32) -> Vec<u8> {
+    let r = radius - inset;
+    let mut out = vec![0u8; w * h];
+    for (i, o) in out.iter_mut().enumerate() {
+        let (x, y) = ((i % w) as f32 + 0.5 - cx, (i / w) as f32 + 0.5 - cy);
+        let d = (x * x + y * y).sqrt() - r;
+        *o = to_u8((0.5 - d).clamp(0.0, 1.0) * 255.0);
+    }
+    out
+}
+
+/// `outer` minus `inner`: the ring between two coverages (a stroke drawn inside an edge).
+pub fn ring(outer: &[u8], inner: &[u8]) -> Vec<u8> {
+    outer
+        .iter()
+        .zip(inner)
+        .map(|(&o, &i)| o.saturating_sub(i))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recipe::{Linear, Noise};
+    use crate::wipe::Ledger;
+
+    fn canvas(w: u32, h: u32) -> Raster {
+        Raster::new(0, 0, w, h, "test", &Ledger::default())
+    }
+
+    fn px(r: &Raster, x: u32, y: u32) -> [u8; 4] {
+        let i = ((y * r.width() + x) * 4) as usize;
+        r.bytes()[i..i + 4].try_into().unwrap()
+    }
+
+    #[test]
+    fn a_vertical_gradient_runs_from_its_first_stop_to_its_last() {
+        let mut r = canvas(8, 100);
+        let stops = vec![
+            Stop {
+                at: 0.0,
+                color: Color([0, 0, 0, 255]),
+            },
+            Stop {
+                at: 1.0,
+                color: Color([255, 255, 255, 255]),
+            },
+        ];
+        fill(
+            &mut r,
+            &Paint::Linear(Linear {
+                angle: 180.0,
+                stops,
+            }),
+            0,
+        );
+        assert!(px(&r, 0, 0)[0] <= 3 && px(&r, 0, 99)[0] >= 252);
+        assert!(px(&r, 0, 50)[0].abs_diff(128) <= 4);
+        assert_eq!(px(&r, 0, 10)[3], 255);
+    }
+
+    #[test]
+    fn noise_depends_on_its_seed_and_nothing_else() {
+        let paint = Paint::Noise(Noise {
+            colors: vec![Color([0, 0, 0, 255]), Color([255, 255, 255, 255])],
+            scale: 16.0,
+            octaves: 3,
+            seed: None,
+        });
+        let (mut a, mut b, mut c) = (canvas(64, 64), canvas(64, 64), canvas(64, 64));
+        fill(&mut a, &paint, 7);
+        fill(&mut b, &paint, 7);
+        fill(&mut c, &paint, 8);
+        assert_eq!(a.bytes(), b.bytes());
+        assert_ne!(a.bytes(), c.bytes());
+    }
+
+    #[test]
+    fn stars_scatter_points_on_transparency() {
+        let paint = Paint::Stars(Discs {
+            colors: vec![Color([255, 255, 255, 255])],
+            count: Some(50),
+            min_radius: None,
+            max_radius: None,
+            softness: None,
+            seed: Some(3),
+        });
+        let mut r = canvas(200, 200);
+        fill(&mut r, &paint, 0);
+        let lit = r.bytes().chunks_exact(4).filter(|p| p[3] > 128).count();
+        let clear = r.bytes().chunks_exact(4).filter(|p| p[3] == 0).count();
+        assert!(lit >= 20 && clear > 30_000, "lit {lit} clear {clear}");
+    }
+
+    #[test]
+    fn a_rounded_rect_is_clear_in_its_corners_and_solid_inside() {
+        let m = rounded_rect(100, 60, 20.0, 0.0);
+        assert_eq!(m[0], 0);
+        assert_eq!(m[30 * 100 + 50], 255);
+        assert_eq!(m[30 * 100], 255, "the middle of the left edge is inside");
+        let inner = rounded_rect(100, 60, 20.0, 4.0);
+        let border = ring(&m, &inner);
+        assert_eq!(border[30 * 100 + 1], 255);
+        assert_eq!(border[30 * 100 + 50], 0);
+    }
+
+    #[test]
+    fn a_circle_covers_its_disc() {
+        let m = circle(21, 21, 10.5, 10.5, 10.0, 0.0);
+        assert_eq!(m[10 * 21 + 10], 255);
+        assert_eq!(m[0], 0);
+    }
+}
