@@ -162,7 +162,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_body_bytes: 64 << 20,
-            max_inputs: 8,
+            max_inputs: 16,
             max_input_bytes: 32 << 20,
             max_input_pixels: 50_000_000,
             max_input_dimension: 20_000,

@@ -17,7 +17,7 @@
 //!
 //! Around them: [`protocol`] (the v1 wire contract), [`config`], [`serve`] (a worker on the
 //! broker, start to clean exit), [`http`] (health and metrics), [`client`] (the backend's side), [`memqueue`] (the demo's
-//! in-process queue), [`bench`] (the load generator), [`telemetry`], [`request_file`], [`samples`], [`demo`], [`commands`].
+//! in-process queue), [`bench`] (the load generator), [`telemetry`], [`request_file`], [`samples`], [`gallery`] (the recipe examples), [`demo`], [`commands`].
 
 pub mod bench;
 pub mod broker;
@@ -26,6 +26,7 @@ pub mod commands;
 pub mod config;
 pub mod demo;
 pub mod executor;
+pub mod gallery;
 pub mod http;
 pub mod intake;
 pub mod memqueue;

@@ -99,6 +99,15 @@ enum Command {
         #[arg(long, default_value = "bench-out")]
         out: PathBuf,
     },
+    /// Render every recipe example in docs/examples/recipes into its out/ directory (the
+    /// README gallery and the golden tests' references), generating the sample photos first.
+    Gallery {
+        /// The examples directory.
+        #[arg(long, default_value = midnit_worker::gallery::DIR)]
+        dir: PathBuf,
+    },
+    /// Print the JSON Schema of the recipe language (docs/recipe.schema.json).
+    RecipeSchema,
     /// Write the synthetic sample inputs used by docs/examples.
     Samples {
         /// Where to write them.
@@ -174,6 +183,15 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Demo { out } => demo::run(config, &out).await?,
         Command::Samples { out, photos } => commands::samples(&out, photos)?,
+        Command::Gallery { dir } => {
+            for path in midnit_worker::gallery::write(&config, &dir).await? {
+                println!("wrote {}", path.display());
+            }
+        }
+        Command::RecipeSchema => {
+            let schema = midnit_worker::recipe::schema();
+            println!("{}", serde_json::to_string_pretty(&schema)?);
+        }
         Command::Bench {
             in_flight: concurrency,
             jobs,

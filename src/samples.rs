@@ -67,6 +67,95 @@ pub fn figure_photo(width: u32, height: u32, seed: u64) -> RgbImage {
     })
 }
 
+/// A varied collector's photo for the recipe examples: a doll with hair and a dress (colours
+/// picked by `seed`) on a round stand, on a wooden shelf before a tinted wall. Deterministic.
+pub fn collector_photo(width: u32, height: u32, seed: u64) -> RgbImage {
+    const WALLS: [[f32; 3]; 4] = [
+        [70.0, 80.0, 120.0],
+        [110.0, 90.0, 120.0],
+        [80.0, 110.0, 110.0],
+        [120.0, 105.0, 90.0],
+    ];
+    const DRESSES: [[f32; 3]; 8] = [
+        [200.0, 80.0, 120.0],
+        [70.0, 110.0, 200.0],
+        [90.0, 170.0, 110.0],
+        [230.0, 180.0, 60.0],
+        [150.0, 90.0, 200.0],
+        [230.0, 120.0, 80.0],
+        [60.0, 170.0, 190.0],
+        [240.0, 240.0, 235.0],
+    ];
+    const HAIR: [[f32; 3]; 5] = [
+        [40.0, 30.0, 25.0],
+        [200.0, 160.0, 90.0],
+        [150.0, 60.0, 40.0],
+        [230.0, 140.0, 190.0],
+        [110.0, 150.0, 230.0],
+    ];
+    let mut rng = Rng::new(seed ^ 0xC011_EC70);
+    let pick = |rng: &mut Rng, n: usize| (rng.next_u64() % n as u64) as usize;
+    let wall = WALLS[pick(&mut rng, WALLS.len())];
+    let dress = DRESSES[pick(&mut rng, DRESSES.len())];
+    let hair = HAIR[pick(&mut rng, HAIR.len())];
+    let (w, h) = (width as f32, height as f32);
+    let cx = w * (0.42 + 0.16 * (rng.byte() as f32 / 255.0));
+    let shelf = h * 0.78;
+    let unit = w.min(h);
+    let (head_y, head_r) = (h * 0.3, unit * 0.085);
+    let dress_top = head_y + head_r * 0.9;
+    RgbImage::from_fn(width, height, |x, y| {
+        let (fx, fy) = (x as f32 + 0.5, y as f32 + 0.5);
+        let noise = (rng.byte() % 7) as f32 - 3.0;
+        let mut px = if fy > shelf {
+            let grain = ((fy * 0.3 + (fx * 0.015).sin() * 5.0).sin() * 14.0) + noise;
+            let lip = if fy < shelf + h * 0.012 { 25.0 } else { 0.0 };
+            [
+                165.0 + grain + lip,
+                112.0 + grain * 0.7 + lip,
+                70.0 + grain * 0.4 + lip,
+            ]
+        } else {
+            let t = fy / shelf;
+            let spot = (1.0 - ((fx - cx).powi(2) + (fy - head_y).powi(2)).sqrt() / (unit * 0.9))
+                .max(0.0)
+                * 45.0;
+            wall.map(|c| c * (0.7 + 0.45 * t) + spot + noise)
+        };
+        let dx = fx - cx;
+        // Stand: a flat ellipse on the shelf.
+        let stand = (dx / (unit * 0.16)).powi(2) + ((fy - shelf) / (unit * 0.03)).powi(2);
+        if stand < 1.0 {
+            px = [60.0 + noise, 60.0 + noise, 70.0 + noise];
+        }
+        // Dress: a flared trapezoid from the shoulders to the stand.
+        let half = (fy - dress_top) * 0.42 + head_r * 0.5;
+        if fy > dress_top && fy < shelf - unit * 0.01 && dx.abs() < half {
+            let shade = 1.0 - dx.abs() / half * 0.35 - ((fy - dress_top) * 0.02).sin().abs() * 0.08;
+            px = dress.map(|c| c * shade + noise);
+        }
+        // Hair behind and around the head, then the face.
+        let d_hair = (dx.powi(2) + (fy - head_y + head_r * 0.15).powi(2)).sqrt();
+        if d_hair < head_r * 1.3 && fy < head_y + head_r * 1.6 {
+            let shine = (1.0 - d_hair / (head_r * 1.3)) * 30.0;
+            px = hair.map(|c| c + shine + noise);
+        }
+        let d_head = (dx.powi(2) + (fy - head_y).powi(2)).sqrt();
+        if d_head < head_r {
+            let shade = 1.0 - d_head / head_r * 0.2;
+            px = [245.0 * shade, 210.0 * shade, 185.0 * shade];
+            // Two dark eyes.
+            for side in [-1.0f32, 1.0] {
+                let e = ((dx - side * head_r * 0.38).powi(2) + (fy - head_y).powi(2)).sqrt();
+                if e < head_r * 0.11 {
+                    px = [35.0, 30.0, 45.0];
+                }
+            }
+        }
+        Rgb(px.map(|c| c.clamp(0.0, 255.0) as u8))
+    })
+}
+
 /// A figure cut-out with a transparent background (a "sticker").
 pub fn figure_cutout(width: u32, height: u32, seed: u64) -> RgbaImage {
     let photo = figure_photo(width, height, seed);

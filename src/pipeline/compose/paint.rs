@@ -196,14 +196,22 @@ fn value_noise(seed: u64, x: f32, y: f32) -> f32 {
     top + (bottom - top) * sy
 }
 
-/// Fractal sum of `octaves` noises, each twice as fine and half as strong, in [0, 1].
+/// Fractal sum of `octaves` noises, each twice as fine and half as strong, in [0, 1]. Each
+/// octave's lattice is turned (by about 34°) and shifted against the last, which hides the
+/// square grid that plain value noise shows.
 fn fbm(seed: u64, x: f32, y: f32, octaves: u32) -> f32 {
-    let (mut sum, mut weight, mut total, mut f) = (0.0, 1.0, 0.0, 1.0);
+    const COS: f32 = 0.825_335_6;
+    const SIN: f32 = 0.564_642_5;
+    let (mut sum, mut weight, mut total) = (0.0, 1.0, 0.0);
+    let (mut x, mut y) = (x, y);
     for o in 0..octaves {
-        sum += value_noise(mix(seed.wrapping_add(u64::from(o))), x * f, y * f) * weight;
+        sum += value_noise(mix(seed.wrapping_add(u64::from(o))), x, y) * weight;
         total += weight;
         weight *= 0.5;
-        f *= 2.0;
+        (x, y) = (
+            2.0 * (x * COS - y * SIN) + 17.3,
+            2.0 * (x * SIN + y * COS) + 5.9,
+        );
     }
     sum / total
 }

@@ -252,8 +252,8 @@ pub fn place(p: &Placement, src: &Source, ledger: &Ledger) -> Result<Raster, Job
             let (ww, wh) = (bw / s, bh / s);
             let (left, top) = match p.focal {
                 Some([fx, fy]) => (
-                    (fx * rw - ww / 2.0).clamp(0.0, rw - ww),
-                    (fy * rh - wh / 2.0).clamp(0.0, rh - wh),
+                    (fx * rw - ww / 2.0).min(rw - ww).max(0.0),
+                    (fy * rh - wh / 2.0).min(rh - wh).max(0.0),
                 ),
                 None => anchor(p.gravity, rw - ww, rh - wh),
             };

@@ -2,9 +2,10 @@
 //! `assets/fonts/`), greedy word wrapping inside the box, an ellipsis where the text does not
 //! fit, alignment, line height, letter spacing, and an outline for legibility on photos.
 //!
-//! The font is subset to Latin: Basic Latin, Latin-1 Supplement, Latin Extended-A and common
-//! punctuation (… – — “ ” ‘ ’ • € ™ ★ ♥ →). A character outside it is drawn as the font's
-//! missing-glyph box. There is no complex shaping and no kerning.
+//! The font is subset (see `assets/fonts/README.md`): Latin with every accented letter of
+//! Latin-1 and Latin Extended-A, Greek, basic Cyrillic, punctuation, currency, arrows and
+//! common symbols (★ ♥ ✓ →). A character outside it draws nothing. There is no complex
+//! shaping and no kerning.
 
 use super::blur::blur;
 use super::raster::{to_u8, Raster};
