@@ -239,6 +239,7 @@ impl Checker<'_> {
     ) -> Result<(), JobError> {
         for (i, layer) in layers.iter().enumerate() {
             let p = format!("{path}[{i}]");
+            self.layer(&p, layer, depth, count)?;
             *count += match layer {
                 Layer::Grid(g) => g.inputs.len().max(1),
                 _ => 1,
@@ -252,7 +253,6 @@ impl Checker<'_> {
                     ),
                 ));
             }
-            self.layer(&p, layer, depth, count)?;
         }
         Ok(())
     }

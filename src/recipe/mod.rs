@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Recipe {
-    /// The drawing surface.
+    /// The canvas to draw on.
     pub canvas: Canvas,
     /// Seed of every procedural element that does not give its own: the same seed gives the
     /// same picture.
@@ -134,7 +134,7 @@ pub struct Radial {
 pub struct Noise {
     /// 2–8 colours the noise value runs through, low to high.
     pub colors: Vec<Color>,
-    /// Size of the largest features in pixels, default 240.
+    /// Size of the largest blotches in pixels, default 240.
     #[serde(default = "defaults::noise_scale")]
     pub scale: f32,
     /// Octaves of detail, 1–6, default 4.
