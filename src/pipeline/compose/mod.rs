@@ -46,25 +46,34 @@ pub fn compose(job: &Job, recipe: &Recipe, limits: &Limits) -> Result<Composed, 
     place::placements(&recipe.layers, whole, "layers", &mut uses);
     let sources = place::decode_sources(&job.inputs, &uses, limits, &job.ledger)?;
     let decoded = Instant::now();
-    let drawer = Drawer {
-        recipe,
-        sources: &sources,
-        ledger: &job.ledger,
-        whole,
-    };
-    let (w, h) = (recipe.canvas.width, recipe.canvas.height);
-    let mut canvas = Raster::new(0, 0, w, h, "canvas", &job.ledger);
-    if let Some(bg) = &recipe.canvas.background {
-        paint::fill(&mut canvas, bg, drawer.seed("canvas.background"));
-    }
-    drawer.layers(&mut canvas, &recipe.layers, "layers")?;
-    filter::apply(&mut canvas, &recipe.filters, drawer.seed("filters"));
-    let pixels = raster::unpremultiply(canvas, &job.ledger);
+    let pixels = draw(recipe, &sources, &job.ledger)?;
     Ok(Composed {
         pixels,
         decode: decoded - started,
         compose: decoded.elapsed(),
     })
+}
+
+/// Draws `recipe` with its inputs already decoded (by [`place::decode_sources`]).
+pub fn draw(
+    recipe: &Recipe,
+    sources: &BTreeMap<String, Source>,
+    ledger: &Ledger,
+) -> Result<Pixels, JobError> {
+    let drawer = Drawer {
+        recipe,
+        sources,
+        ledger,
+        whole: place::whole(recipe),
+    };
+    let (w, h) = (recipe.canvas.width, recipe.canvas.height);
+    let mut canvas = Raster::new(0, 0, w, h, "canvas", ledger);
+    if let Some(bg) = &recipe.canvas.background {
+        paint::fill(&mut canvas, bg, drawer.seed("canvas.background"));
+    }
+    drawer.layers(&mut canvas, &recipe.layers, "layers")?;
+    filter::apply(&mut canvas, &recipe.filters, drawer.seed("filters"));
+    Ok(raster::unpremultiply(canvas, ledger))
 }
 
 struct Drawer<'a> {

@@ -1,0 +1,75 @@
+//! The showcase card, in-process: a 1080×1350 card (gradient and stars background, the photo
+//! with rounded corners, border, shadow and glow, name and series text) drawn from a 12 MP
+//! JPEG and encoded as JPEG q85, through intake and the pipeline as a worker runs it.
+//!
+//! `taskset -c 0 cargo bench --bench showcase` (one core)
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use midnit_worker::config::Limits;
+use midnit_worker::intake::{intake, Meta};
+use midnit_worker::pipeline::compose::{self, place};
+use midnit_worker::pipeline::render;
+use midnit_worker::protocol::{encode_request, OutputSpec, Request};
+use midnit_worker::samples;
+use midnit_worker::wipe::{Ledger, SecretBuf, ZeroingAlloc};
+use std::hint::black_box;
+
+#[global_allocator]
+static ALLOC: ZeroingAlloc = ZeroingAlloc;
+
+/// The documented showcase-card example, with a 12 MP photo and a full-size JPEG output.
+pub fn showcase_request() -> Request {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/examples/recipes/showcase-card.json"
+    );
+    let example: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let photo = samples::jpeg(&samples::collector_photo(4000, 3000, 1), 90);
+    Request {
+        v: 1,
+        inputs: [("photo".to_string(), serde_bytes::ByteBuf::from(photo))].into(),
+        recipe: Some(ciborium::Value::serialized(&example["recipe"]).unwrap()),
+        outputs: vec![OutputSpec {
+            name: "card".into(),
+            format: "jpeg".into(),
+            quality: Some(85),
+            ..OutputSpec::default()
+        }],
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let body = encode_request(&showcase_request());
+    let limits = Limits::default();
+    let mut group = c.benchmark_group("showcase");
+    group.sample_size(20);
+    group.bench_function("12mp_jpeg_to_1080x1350_card_jpeg", |b| {
+        b.iter(|| {
+            let ledger = Ledger::new();
+            let body = SecretBuf::new(body.clone(), "request.body", &ledger);
+            let job = intake(body, &Meta::default(), &limits, None, &ledger).unwrap();
+            let rendered = render(&job, &limits).unwrap();
+            assert_eq!(
+                (rendered.outputs[0].width, rendered.outputs[0].height),
+                (1080, 1350)
+            );
+            black_box(rendered)
+        })
+    });
+    // The compose stage alone: the photo decoded once, then the card drawn (no encode).
+    let ledger = Ledger::new();
+    let body = SecretBuf::new(body.clone(), "request.body", &ledger);
+    let job = intake(body, &Meta::default(), &limits, None, &ledger).unwrap();
+    let recipe = job.recipe.as_ref().unwrap();
+    let mut uses = Vec::new();
+    place::placements(&recipe.layers, place::whole(recipe), "layers", &mut uses);
+    let sources = place::decode_sources(&job.inputs, &uses, &limits, &ledger).unwrap();
+    group.bench_function("compose_1080x1350_card", |b| {
+        b.iter(|| black_box(compose::draw(recipe, &sources, &ledger).unwrap()))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
