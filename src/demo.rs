@@ -54,12 +54,34 @@ fn job(label: &'static str, input: Vec<u8>, outputs: Vec<OutputSpec>) -> DemoJob
     }
 }
 
+/// The documented showcase card recipe, drawn from a 12 MP photo at full size (1080×1350).
+fn showcase_card() -> DemoJob {
+    let example: serde_json::Value =
+        serde_json::from_str(include_str!("../docs/examples/recipes/showcase-card.json"))
+            .expect("the example is JSON");
+    let recipe = ciborium::Value::serialized(&example["recipe"]).expect("JSON maps to CBOR");
+    let photo = samples::jpeg(&samples::collector_photo(4000, 3000, 1), 90);
+    let mut card = job(
+        "12 MP JPEG -> showcase card (recipe)",
+        photo,
+        vec![OutputSpec {
+            name: "card".into(),
+            format: "jpeg".into(),
+            quality: Some(85),
+            ..OutputSpec::default()
+        }],
+    );
+    card.request.recipe = Some(recipe);
+    card
+}
+
 /// The demo's jobs, generated in code.
 pub fn jobs() -> Vec<DemoJob> {
     let photo = samples::jpeg(&samples::figure_photo(4000, 3000, 1), 90);
     let portrait = samples::portrait_as_phones_store_it(1200, 1600, 2);
     let sticker = samples::figure_cutout(800, 800, 3);
     vec![
+        showcase_card(),
         job(
             "12 MP JPEG -> JPEG + WebP thumbnails",
             photo.clone(),

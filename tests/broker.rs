@@ -140,9 +140,10 @@ async fn every_bad_input_gets_its_code_and_the_worker_keeps_serving() {
     let thumb = || vec![output("t", "png", Some(32), Some(32))];
     let mut v2 = request(good.clone(), thumb());
     v2.v = 2;
-    let mut nine = request(good.clone(), thumb());
-    for i in 0..8 {
-        nine.inputs.insert(
+    // One more input than the default `max_inputs` (16).
+    let mut too_many = request(good.clone(), thumb());
+    for i in 0..Limits::default().max_inputs {
+        too_many.inputs.insert(
             format!("extra{i}"),
             serde_bytes::ByteBuf::from(good.clone()),
         );
@@ -232,7 +233,7 @@ async fn every_bad_input_gets_its_code_and_the_worker_keeps_serving() {
             )),
             "limits.output",
         ),
-        ("too many inputs", body_of(&nine), "limits.inputs"),
+        ("too many inputs", body_of(&too_many), "limits.inputs"),
         (
             "unknown output format",
             body_of(&request(

@@ -220,13 +220,13 @@ fn the_demo_runs_with_no_broker_over_the_in_process_queue() {
         .lines()
         .filter(|l| l.contains(" ms  wiped"))
         .collect();
-    assert_eq!(lines.len(), 6, "{stdout}");
+    assert_eq!(lines.len(), 7, "{stdout}");
     assert_eq!(
         lines
             .iter()
             .filter(|l| l.trim_start().starts_with("ok"))
             .count(),
-        4,
+        5,
         "{stdout}"
     );
     assert!(
@@ -234,6 +234,10 @@ fn the_demo_runs_with_no_broker_over_the_in_process_queue() {
         "{stdout}"
     );
     assert!(out.path().join("thumb.jpg").exists());
+    assert!(
+        out.path().join("card.jpg").exists(),
+        "the showcase card recipe"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -634,3 +634,21 @@ async fn every_example_goes_through_the_broker_and_the_isolated_renderer() {
     assert!(worker.wait_exit().success());
     delete_queue(&queue).await;
 }
+
+#[test]
+fn every_example_costs_well_under_the_limit() {
+    let limit = midnit_worker::recipe::RecipeLimits::new(&Limits::default()).max_cost;
+    for request in examples() {
+        let recipe = midnit_worker::recipe::from_json(recipe_of(&request)).unwrap();
+        let cost = midnit_worker::recipe::cost(&recipe);
+        println!(
+            "{}: cost {cost:.1}",
+            request.file_stem().unwrap().to_string_lossy()
+        );
+        assert!(
+            cost > 1.0 && cost < limit / 2.0,
+            "{}: {cost}",
+            request.display()
+        );
+    }
+}

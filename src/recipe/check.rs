@@ -484,12 +484,12 @@ pub fn cost(recipe: &Recipe) -> f64 {
         .as_ref()
         .map_or(1.0, |p| paint_cost(p, canvas));
     let pixels = background
-        + layers_cost(&recipe.layers, size, canvas)
+        + layers_cost(&recipe.layers, size)
         + filters_cost(&recipe.filters) * canvas;
     pixels / canvas
 }
 
-fn layers_cost(layers: &[Layer], size: (f32, f32), canvas: f64) -> f64 {
+fn layers_cost(layers: &[Layer], size: (f32, f32)) -> f64 {
     let whole = Area {
         x: 0.0,
         y: 0.0,
@@ -539,7 +539,7 @@ fn layers_cost(layers: &[Layer], size: (f32, f32), canvas: f64) -> f64 {
                 g.inputs.len() as f64 * effects_cost(&g.effects(), &cell, 4.0)
             }
             Layer::Group(g) => {
-                layers_cost(&g.layers, size, canvas) + effects_cost(&g.effects(), &whole, 1.0)
+                layers_cost(&g.layers, size) + effects_cost(&g.effects(), &whole, 1.0)
             }
         })
         .sum()

@@ -104,7 +104,7 @@ impl Raster {
 
     /// Draws a solid `color` (premultiplied 0–255 floats) over this raster through `coverage`.
     pub fn fill_coverage(&mut self, coverage: &[u8], color: [f32; 4]) {
-        let c = color.map(|v| to_u8(v));
+        let c = color.map(to_u8);
         let src = u32::from(c[3]);
         if src == 0 {
             return;
