@@ -6,10 +6,11 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use midnit_worker::config::Limits;
+use midnit_worker::gallery;
 use midnit_worker::intake::{intake, Meta};
 use midnit_worker::pipeline::compose::{self, place};
 use midnit_worker::pipeline::render;
-use midnit_worker::protocol::{encode_request, OutputSpec, Request};
+use midnit_worker::protocol::encode_request;
 use midnit_worker::samples;
 use midnit_worker::wipe::{Ledger, SecretBuf, ZeroingAlloc};
 use std::hint::black_box;
@@ -17,30 +18,9 @@ use std::hint::black_box;
 #[global_allocator]
 static ALLOC: ZeroingAlloc = ZeroingAlloc;
 
-/// The documented showcase-card example, with a 12 MP photo and a full-size JPEG output.
-pub fn showcase_request() -> Request {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/docs/examples/recipes/showcase-card.json"
-    );
-    let example: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let photo = samples::jpeg(&samples::collector_photo(4000, 3000, 1), 90);
-    Request {
-        v: 1,
-        inputs: [("photo".to_string(), serde_bytes::ByteBuf::from(photo))].into(),
-        recipe: Some(ciborium::Value::serialized(&example["recipe"]).unwrap()),
-        outputs: vec![OutputSpec {
-            name: "card".into(),
-            format: "jpeg".into(),
-            quality: Some(85),
-            ..OutputSpec::default()
-        }],
-    }
-}
-
 fn bench(c: &mut Criterion) {
-    let body = encode_request(&showcase_request());
+    let photo = samples::jpeg(&samples::collector_photo(4000, 3000, 1), 90);
+    let body = encode_request(&gallery::showcase_request(photo));
     let limits = Limits::default();
     let mut group = c.benchmark_group("showcase");
     group.sample_size(20);

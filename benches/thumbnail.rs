@@ -1,7 +1,8 @@
 //! The thumbnail kernel, in-process: a 12 MP JPEG to a 512 px JPEG (q85), through intake and
 //! the pipeline exactly as a worker runs it (wiping included).
 //!
-//! `cargo bench --bench thumbnail`
+//! `cargo bench --bench thumbnail` (with a second case that turns the zeroing allocator off,
+//! to measure its share)
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use midnit_worker::config::Limits;
@@ -21,14 +22,20 @@ fn bench(c: &mut Criterion) {
     let limits = Limits::default();
     let mut group = c.benchmark_group("thumbnail");
     group.sample_size(20);
-    group.bench_function("12mp_jpeg_to_512_jpeg", |b| {
-        b.iter(|| {
-            let ledger = Ledger::new();
-            let body = SecretBuf::new(body.clone(), "request.body", &ledger);
-            let job = intake(body, &Meta::default(), &limits, None, &ledger).unwrap();
-            black_box(render(&job, &limits).unwrap())
-        })
+    let run = || {
+        let ledger = Ledger::new();
+        let body = SecretBuf::new(body.clone(), "request.body", &ledger);
+        let job = intake(body, &Meta::default(), &limits, None, &ledger).unwrap();
+        black_box(render(&job, &limits).unwrap())
+    };
+    group.bench_function("12mp_jpeg_to_512_jpeg", |b| b.iter(run));
+    // The zeroing allocator's share: the same job with freed blocks left as they are (the
+    // job's own buffers are still wiped by their guards). Never how a worker runs.
+    ZeroingAlloc::set_enabled(false);
+    group.bench_function("12mp_jpeg_to_512_jpeg_allocator_zeroing_off", |b| {
+        b.iter(run)
     });
+    ZeroingAlloc::set_enabled(true);
     group.finish();
 }
 

@@ -28,6 +28,19 @@ pub struct Plan {
     pub photo: (u32, u32),
     /// Where `bench.json` and `bench.svg` go.
     pub out: PathBuf,
+    /// Which jobs.
+    pub mix: Mix,
+}
+
+/// Job mixes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mix {
+    /// Round robin: three 12 MP JPEG → 512 px thumbnails, a PNG 1200×900 → JPEG conversion and
+    /// a 1080×1350 showcase card drawn by a recipe from a 12 MP JPEG.
+    Standard,
+    /// One small job only — a 1000×750 JPEG of about 190 KB to a 256 px JPEG — to measure
+    /// what the broker and isolation add to a job.
+    Small,
 }
 
 /// One concurrency level's result.
@@ -74,7 +87,14 @@ struct MixJob {
     body: Vec<u8>,
 }
 
-fn mix(photo: (u32, u32)) -> Vec<MixJob> {
+fn mix(kind: Mix, photo: (u32, u32)) -> Vec<MixJob> {
+    if kind == Mix::Small {
+        let jpeg = samples::jpeg(&samples::figure_photo(1000, 750, 9), 90);
+        return vec![MixJob {
+            label: format!("JPEG 1000x750 ({} KB) -> 256 JPEG", jpeg.len() / 1000),
+            body: encode_request(&samples::thumbnail_request(jpeg, "jpeg", 256)),
+        }];
+    }
     let thumb = |seed| {
         let jpeg = samples::jpeg(&samples::figure_photo(photo.0, photo.1, seed), 90);
         samples::thumbnail_request(jpeg, "jpeg", 512)
@@ -102,6 +122,11 @@ fn mix(photo: (u32, u32)) -> Vec<MixJob> {
     jobs.push(MixJob {
         label: "PNG 1200x900 -> JPEG".into(),
         body: encode_request(&png_conversion),
+    });
+    let card_photo = samples::jpeg(&samples::collector_photo(photo.0, photo.1, 3), 90);
+    jobs.push(MixJob {
+        label: format!("showcase card 1080x1350 from {}x{} JPEG", photo.0, photo.1),
+        body: encode_request(&crate::gallery::showcase_request(card_photo)),
     });
     jobs
 }
@@ -207,7 +232,7 @@ pub async fn run(mut config: Config, plan: &Plan) -> anyhow::Result<Report> {
     std::fs::create_dir_all(&plan.out)?;
     config.queue = format!("midnit.bench.{}", std::process::id());
     eprintln!("generating the job mix ...");
-    let jobs = mix(plan.photo);
+    let jobs = mix(plan.mix, plan.photo);
     // Declare the topology first, so no job is published before its queue exists.
     let conn = crate::broker::connect(&config, "midnit-bench").await?;
     crate::broker::declare_topology(&conn.create_channel().await?, &config).await?;

@@ -56,23 +56,11 @@ fn job(label: &'static str, input: Vec<u8>, outputs: Vec<OutputSpec>) -> DemoJob
 
 /// The documented showcase card recipe, drawn from a 12 MP photo at full size (1080×1350).
 fn showcase_card() -> DemoJob {
-    let example: serde_json::Value =
-        serde_json::from_str(include_str!("../docs/examples/recipes/showcase-card.json"))
-            .expect("the example is JSON");
-    let recipe = ciborium::Value::serialized(&example["recipe"]).expect("JSON maps to CBOR");
     let photo = samples::jpeg(&samples::collector_photo(4000, 3000, 1), 90);
-    let mut card = job(
-        "12 MP JPEG -> showcase card (recipe)",
-        photo,
-        vec![OutputSpec {
-            name: "card".into(),
-            format: "jpeg".into(),
-            quality: Some(85),
-            ..OutputSpec::default()
-        }],
-    );
-    card.request.recipe = Some(recipe);
-    card
+    DemoJob {
+        label: "12 MP JPEG -> showcase card (recipe)",
+        request: crate::gallery::showcase_request(photo),
+    }
 }
 
 /// The demo's jobs, generated in code.

@@ -3,7 +3,7 @@
 //! that the golden tests compare against.
 
 use crate::config::Config;
-use crate::protocol::{Reply, Status};
+use crate::protocol::{OutputSpec, Reply, Request, Status};
 use crate::samples::{collector_photo, figure_cutout, jpeg, png};
 use std::path::{Path, PathBuf};
 
@@ -85,4 +85,23 @@ pub async fn write(config: &Config, dir: &Path) -> anyhow::Result<Vec<PathBuf>> 
         }
     }
     Ok(written)
+}
+
+/// The documented showcase card recipe around `photo`, rendered at the canvas's full size
+/// (1080×1350) as JPEG q85: the demo's, the load generator's and the showcase benchmark's job.
+pub fn showcase_request(photo: Vec<u8>) -> Request {
+    let example: serde_json::Value =
+        serde_json::from_str(include_str!("../docs/examples/recipes/showcase-card.json"))
+            .expect("the example is JSON");
+    Request {
+        v: 1,
+        inputs: [("photo".to_string(), serde_bytes::ByteBuf::from(photo))].into(),
+        recipe: Some(ciborium::Value::serialized(&example["recipe"]).expect("JSON maps to CBOR")),
+        outputs: vec![OutputSpec {
+            name: "card".into(),
+            format: "jpeg".into(),
+            quality: Some(85),
+            ..OutputSpec::default()
+        }],
+    }
 }

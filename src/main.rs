@@ -98,6 +98,10 @@ enum Command {
         /// Where to write bench.json, bench.svg and the worker's log.
         #[arg(long, default_value = "bench-out")]
         out: PathBuf,
+        /// `standard` (thumbnails, a PNG conversion, a showcase card) or `small` (one 190 KB
+        /// JPEG to 256 px, for the overhead of the broker and isolation).
+        #[arg(long, value_enum, default_value = "standard")]
+        mix: midnit_worker::bench::Mix,
     },
     /// Render every recipe example in docs/examples/recipes into its out/ directory (the
     /// README gallery and the golden tests' references), generating the sample photos first.
@@ -197,6 +201,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             jobs,
             photo,
             out,
+            mix,
         } => {
             let (w, h) = photo
                 .split_once('x')
@@ -211,6 +216,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                 jobs,
                 photo: (w, h),
                 out: out.clone(),
+                mix,
             };
             let report = midnit_worker::bench::run(config, &plan).await?;
             midnit_worker::bench::print(&report);

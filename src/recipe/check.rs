@@ -483,9 +483,8 @@ pub fn cost(recipe: &Recipe) -> f64 {
         .background
         .as_ref()
         .map_or(1.0, |p| paint_cost(p, canvas));
-    let pixels = background
-        + layers_cost(&recipe.layers, size)
-        + filters_cost(&recipe.filters) * canvas;
+    let pixels =
+        background + layers_cost(&recipe.layers, size) + filters_cost(&recipe.filters) * canvas;
     pixels / canvas
 }
 
