@@ -38,7 +38,7 @@ pub enum Mix {
     /// Round robin: three 12 MP JPEG → 512 px thumbnails, a PNG 1200×900 → JPEG conversion and
     /// a 1080×1350 showcase card drawn by a recipe from a 12 MP JPEG.
     Standard,
-    /// One small job only — a 1000×750 JPEG of about 190 KB to a 256 px JPEG — to measure
+    /// One small job only — a 1280×960 JPEG of about 200 KB to a 256 px JPEG — to measure
     /// what the broker and isolation add to a job.
     Small,
 }
@@ -80,6 +80,30 @@ pub struct Report {
     pub executor: String,
     /// One entry per level.
     pub levels: Vec<Level>,
+    /// With the small mix: the job's median render time in this process, with no broker and
+    /// no renderer process (intake, pipeline, wiping), in ms. Latency minus this is what the
+    /// broker and the executor add.
+    pub kernel_p50_ms: Option<f64>,
+}
+
+/// Median time of intake + render of `body` in this process, over `runs` runs, in ms.
+fn kernel_p50_ms(body: &[u8], config: &Config, runs: usize) -> f64 {
+    use crate::intake::{intake, Meta};
+    use crate::wipe::{Ledger, SecretBuf};
+    let mut times: Vec<f64> = (0..runs)
+        .map(|_| {
+            let started = Instant::now();
+            let ledger = Ledger::new();
+            let body = SecretBuf::new(body.to_vec(), "request.body", &ledger);
+            let job = intake(body, &Meta::default(), &config.limits, None, &ledger)
+                .expect("the bench job is valid");
+            let rendered = crate::pipeline::render(&job, &config.limits).expect("it renders");
+            drop((rendered, job));
+            started.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
 }
 
 struct MixJob {
@@ -89,9 +113,9 @@ struct MixJob {
 
 fn mix(kind: Mix, photo: (u32, u32)) -> Vec<MixJob> {
     if kind == Mix::Small {
-        let jpeg = samples::jpeg(&samples::figure_photo(1000, 750, 9), 90);
+        let jpeg = samples::jpeg(&samples::figure_photo(1280, 960, 9), 90);
         return vec![MixJob {
-            label: format!("JPEG 1000x750 ({} KB) -> 256 JPEG", jpeg.len() / 1000),
+            label: format!("JPEG 1280x960 ({} KB) -> 256 JPEG", jpeg.len() / 1000),
             body: encode_request(&samples::thumbnail_request(jpeg, "jpeg", 256)),
         }];
     }
@@ -258,11 +282,13 @@ pub async fn run(mut config: Config, plan: &Plan) -> anyhow::Result<Report> {
     }
     client.close().await;
     drop(worker);
+    let kernel = (plan.mix == Mix::Small).then(|| kernel_p50_ms(&jobs[0].body, &config, 101));
     let report = Report {
         mix: jobs.iter().map(|j| j.label.clone()).collect(),
         worker_concurrency: config.concurrency,
         executor: executor_name(&config).into(),
         levels,
+        kernel_p50_ms: kernel,
     };
     std::fs::write(
         plan.out.join("bench.json"),
@@ -366,6 +392,14 @@ pub fn print(report: &Report) {
             l.renderer_peak_rss_mib
         );
     }
+    if let (Some(kernel), Some(first)) = (report.kernel_p50_ms, report.levels.first()) {
+        println!(
+            "kernel alone (this process, no broker): p50 {kernel:.2} ms; broker + executor add \
+             {:.2} ms at p50 with {} in flight",
+            first.p50_ms - kernel,
+            first.concurrency
+        );
+    }
 }
 
 /// Two panels side by side: jobs/s, and p50/p95 latency, against concurrency.
@@ -458,6 +492,7 @@ mod tests {
             worker_concurrency: 2,
             executor: "isolated".into(),
             levels: vec![level(1, 10.0), level(2, 18.0), level(4, 19.0)],
+            kernel_p50_ms: None,
         };
         let svg = chart(&report);
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));

@@ -387,6 +387,37 @@ mod tests {
     }
 
     #[test]
+    fn dots_and_stripes_repeat_at_their_spacing() {
+        let mut r = canvas(64, 64);
+        let dots = Paint::Dots(crate::recipe::Dots {
+            color: Color([255, 255, 255, 255]),
+            spacing: 16.0,
+            radius: 3.0,
+        });
+        fill(&mut r, &dots, 0);
+        assert_eq!(
+            px(&r, 8, 8)[3],
+            255,
+            "a dot in the middle of the first cell"
+        );
+        assert_eq!(px(&r, 24, 40)[3], 255, "and of another");
+        assert_eq!(px(&r, 0, 0)[3], 0, "clear between dots");
+        let mut s = canvas(64, 64);
+        let stripes = Paint::Stripes(crate::recipe::Stripes {
+            color: Color([255, 255, 255, 255]),
+            spacing: 16.0,
+            width: 4.0,
+            angle: 0.0,
+        });
+        fill(&mut s, &stripes, 0);
+        for y in [0, 30, 63] {
+            assert_eq!(px(&s, 1, y)[3], 255);
+            assert_eq!(px(&s, 10, y)[3], 0);
+            assert_eq!(px(&s, 17, y)[3], 255);
+        }
+    }
+
+    #[test]
     fn a_rounded_rect_is_clear_in_its_corners_and_solid_inside() {
         let m = rounded_rect(100, 60, 20.0, 0.0);
         assert_eq!(m[0], 0);

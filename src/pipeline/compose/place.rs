@@ -333,6 +333,67 @@ mod tests {
     }
 
     #[test]
+    fn grid_cells_fill_rows_with_gaps() {
+        let grid: crate::recipe::Grid = serde_json::from_value(serde_json::json!({
+            "inputs": ["a", "b", "c"], "columns": 2, "gap": 10,
+            "box": {"x": 0, "y": 0, "width": 210, "height": 110}
+        }))
+        .unwrap();
+        let canvas = Area {
+            x: 0.0,
+            y: 0.0,
+            width: 300.0,
+            height: 300.0,
+        };
+        let cells = grid_cells(&grid, canvas);
+        let xywh: Vec<(f32, f32, f32, f32)> = cells
+            .iter()
+            .map(|c| (c.x, c.y, c.width, c.height))
+            .collect();
+        assert_eq!(
+            xywh,
+            vec![
+                (0.0, 0.0, 100.0, 50.0),
+                (110.0, 0.0, 100.0, 50.0),
+                (0.0, 60.0, 100.0, 50.0)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_decode_scale_follows_the_largest_placement() {
+        let p = |w: f32, fit: Fit, crop: Option<Area>| Placement {
+            path: String::new(),
+            input: "a".into(),
+            area: Area {
+                x: 0.0,
+                y: 0.0,
+                width: w,
+                height: w,
+            },
+            fit,
+            gravity: Gravity::Center,
+            focal: None,
+            crop,
+            rotate: 0,
+            radius: 0.0,
+            border: None,
+        };
+        // Cover of a 4000×3000 photo in a 600 box: 3000 rows → 600 needs 1/5 of full scale.
+        assert!((scale_needed(&p(600.0, Fit::Cover, None), (4000, 3000)) - 0.2).abs() < 1e-6);
+        // Contain fits the long side: 4000 → 600.
+        assert!((scale_needed(&p(600.0, Fit::Contain, None), (4000, 3000)) - 0.15).abs() < 1e-6);
+        // A 1000-pixel crop shown at 600 needs 0.6 of full scale.
+        let crop = Area {
+            x: 0.0,
+            y: 0.0,
+            width: 1000.0,
+            height: 1000.0,
+        };
+        assert!((scale_needed(&p(600.0, Fit::Cover, Some(crop)), (4000, 3000)) - 0.6).abs() < 1e-6);
+    }
+
+    #[test]
     fn gravity_anchors_to_the_named_edge() {
         assert_eq!(anchor(Gravity::Northwest, 10.0, 20.0), (0.0, 0.0));
         assert_eq!(anchor(Gravity::South, 10.0, 20.0), (5.0, 20.0));
