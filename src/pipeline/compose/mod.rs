@@ -46,7 +46,13 @@ pub fn compose(job: &Job, recipe: &Recipe, limits: &Limits) -> Result<Composed, 
     place::placements(&recipe.layers, whole, "layers", &mut uses);
     let sources = place::decode_sources(&job.inputs, &uses, limits, &job.ledger)?;
     let decoded = Instant::now();
-    let pixels = draw(recipe, &sources, &job.ledger)?;
+    // Each decoded input is dropped (and wiped) right after its last placement, so it is not
+    // held while the layers above it are drawn.
+    let mut left: BTreeMap<String, usize> = BTreeMap::new();
+    for u in &uses {
+        *left.entry(u.input.clone()).or_default() += 1;
+    }
+    let pixels = draw_with(recipe, Sources::Owned { map: sources, left }, &job.ledger)?;
     Ok(Composed {
         pixels,
         decode: decoded - started,
@@ -60,9 +66,43 @@ pub fn draw(
     sources: &BTreeMap<String, Source>,
     ledger: &Ledger,
 ) -> Result<Pixels, JobError> {
+    draw_with(recipe, Sources::Shared(sources), ledger)
+}
+
+/// Decoded inputs: owned by the render (dropped after their last use) or lent.
+enum Sources<'a> {
+    Owned {
+        map: BTreeMap<String, Source>,
+        left: BTreeMap<String, usize>,
+    },
+    Shared(&'a BTreeMap<String, Source>),
+}
+
+impl Sources<'_> {
+    fn get(&self, name: &str) -> Option<&Source> {
+        match self {
+            Self::Owned { map, .. } => map.get(name),
+            Self::Shared(map) => map.get(name),
+        }
+    }
+
+    /// One placement of `name` is done; an owned input is dropped after its last.
+    fn used(&mut self, name: &str) {
+        if let Self::Owned { map, left } = self {
+            if let Some(n) = left.get_mut(name) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(name);
+                }
+            }
+        }
+    }
+}
+
+fn draw_with(recipe: &Recipe, sources: Sources<'_>, ledger: &Ledger) -> Result<Pixels, JobError> {
     let drawer = Drawer {
         recipe,
-        sources,
+        sources: std::cell::RefCell::new(sources),
         ledger,
         whole: place::whole(recipe),
     };
@@ -78,7 +118,7 @@ pub fn draw(
 
 struct Drawer<'a> {
     recipe: &'a Recipe,
-    sources: &'a BTreeMap<String, Source>,
+    sources: std::cell::RefCell<Sources<'a>>,
     ledger: &'a Ledger,
     whole: Area,
 }
@@ -142,13 +182,16 @@ impl Drawer<'_> {
     }
 
     fn place(&self, p: &Placement) -> Result<Raster, JobError> {
-        let source = self.sources.get(&p.input).ok_or_else(|| {
+        let mut sources = self.sources.borrow_mut();
+        let source = sources.get(&p.input).ok_or_else(|| {
             JobError::new(
                 ErrorCode::Internal,
                 format!("{}: input `{}` was not decoded", p.path, p.input),
             )
         })?;
-        place::place(p, source, self.ledger)
+        let raster = place::place(p, source, self.ledger)?;
+        sources.used(&p.input);
+        Ok(raster)
     }
 
     fn image(
