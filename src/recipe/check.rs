@@ -524,11 +524,7 @@ fn layers_cost(layers: &[Layer], size: (f32, f32)) -> f64 {
             }
             Layer::Grid(g) => {
                 let a = g.area.unwrap_or(whole);
-                let cols = g.columns.max(1) as usize;
-                let rows = g
-                    .rows
-                    .map_or(g.inputs.len().div_ceil(cols), |r| r as usize)
-                    .max(1);
+                let (cols, rows) = g.shape();
                 let (cw, ch) = cell_size(&a, cols, rows, g.gap);
                 let cell = Area {
                     width: cw.max(1.0),

@@ -707,6 +707,17 @@ impl Recipe {
     }
 }
 
+impl Grid {
+    /// Columns and rows (enough rows for every input when `rows` is absent), each at least 1.
+    pub fn shape(&self) -> (usize, usize) {
+        let cols = self.columns.max(1) as usize;
+        let rows = self
+            .rows
+            .map_or(self.inputs.len().div_ceil(cols), |r| r as usize);
+        (cols, rows.max(1))
+    }
+}
+
 /// A `recipe.invalid` error about the field at `path`.
 pub fn invalid(path: &str, message: impl std::fmt::Display) -> JobError {
     JobError::new(

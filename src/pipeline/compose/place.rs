@@ -102,11 +102,7 @@ pub fn placements(layers: &[Layer], canvas: Area, path: &str, out: &mut Vec<Plac
 /// The boxes of a grid's cells, row by row.
 pub fn grid_cells(g: &crate::recipe::Grid, canvas: Area) -> Vec<Area> {
     let area = g.area.unwrap_or(canvas);
-    let cols = g.columns.max(1) as usize;
-    let rows = g
-        .rows
-        .map_or(g.inputs.len().div_ceil(cols), |r| r as usize)
-        .max(1);
+    let (cols, rows) = g.shape();
     let (cw, ch) = crate::recipe::cell_size(&area, cols, rows, g.gap);
     (0..g.inputs.len())
         .map(|k| Area {
