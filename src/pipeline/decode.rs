@@ -199,6 +199,15 @@ impl Read for InputReader<'_> {
             Self::Spilled(r) => r.read(buf),
         }
     }
+
+    // Decoders read a byte or two at a time through `read_exact`; forwarding it keeps the
+    // inner reader's own implementation (std's default loops over `read`).
+    fn read_exact(&mut self, buf: &mut [u8]) -> std::io::Result<()> {
+        match self {
+            Self::Memory(r) => r.read_exact(buf),
+            Self::Spilled(r) => r.read_exact(buf),
+        }
+    }
 }
 
 impl BufRead for InputReader<'_> {
