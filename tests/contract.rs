@@ -70,5 +70,35 @@ async fn the_documented_python_client_gets_its_thumbnails_and_receipt() {
             "{expected} not in {artifacts:?}"
         );
     }
+
+    // The same client with a recipe: a showcase card with an accented name.
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/examples/client.py");
+    let queue = w.config.queue.clone();
+    let (input, out) = (dir.path().join("figure.jpg"), dir.path().join("card"));
+    let result = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .args([script, "--url", &amqp_url(), "--queue", &queue])
+            .args(["--card-name", "Aurore — Série Étoile"])
+            .arg("--input")
+            .arg(&input)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .expect("python3 runs")
+    })
+    .await
+    .unwrap();
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
+    assert_eq!(summary["status"], "ok", "{summary}");
+    let card = &summary["outputs"][0];
+    assert_eq!(
+        (card["width"].as_u64(), card["height"].as_u64()),
+        (Some(540), Some(675))
+    );
     w.stop().await;
 }

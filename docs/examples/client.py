@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """A backend's side of midnit-worker's v1 contract, in Python (pika + cbor2).
 
-Sends one thumbnail request for an image file and waits for the reply by direct reply-to
-(the reply is never stored on the broker), then writes the outputs and prints a summary.
+Sends one request for an image file — thumbnails, or with --card-name a showcase card drawn
+by a recipe (docs/RECIPES.md) — and waits for the reply by direct reply-to (the reply is never
+stored on the broker), then writes the outputs and prints a summary.
 
     pip install pika cbor2
     python3 docs/examples/client.py --input docs/examples/figure.jpg --out out/
+    python3 docs/examples/client.py --input docs/examples/figure.jpg --card-name "Aurora"
 """
 import argparse
 import json
@@ -51,12 +53,34 @@ def render(url, queue, request, timeout=60):
     return reply
 
 
+def showcase_card(name, series):
+    """A recipe: the photo on a midnight gradient with stars, rounded, shadowed, with its name."""
+    return {
+        "canvas": {
+            "width": 1080, "height": 1350,
+            "background": {"linear": {"angle": 165, "stops": [
+                {"at": 0, "color": "#0b1026"}, {"at": 1, "color": "#3a2f6b"}]}},
+        },
+        "layers": [
+            {"rect": {"fill": {"stars": {"colors": ["#ffffff", "#cfd8ff"], "count": 200}}}},
+            {"photo": {"input": "photo", "box": {"x": 90, "y": 90, "width": 900, "height": 900},
+                       "radius": 36, "shadow": {"dy": 18, "blur": 28}}},
+            {"text": {"text": name, "box": {"x": 90, "y": 1030, "width": 900, "height": 110},
+                      "weight": "bold", "size": 88}},
+            {"text": {"text": series, "box": {"x": 90, "y": 1150, "width": 900, "height": 60},
+                      "size": 40, "color": "#c9d3ff"}},
+        ],
+    }
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", default="amqp://guest:guest@127.0.0.1:5672/%2f")
     parser.add_argument("--queue", default="midnit.render")
     parser.add_argument("--input", required=True)
     parser.add_argument("--out", default="out")
+    parser.add_argument("--card-name", help="draw a showcase card with this name instead")
+    parser.add_argument("--card-series", default="")
     args = parser.parse_args()
 
     request = {
@@ -67,6 +91,9 @@ def main():
             {"name": "square", "format": "webp", "width": 256, "height": 256, "fit": "cover"},
         ],
     }
+    if args.card_name:
+        request["recipe"] = showcase_card(args.card_name, args.card_series or " ")
+        request["outputs"] = [{"name": "card", "format": "jpeg", "width": 540, "quality": 85}]
     reply = render(args.url, args.queue, request)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
