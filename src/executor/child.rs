@@ -17,7 +17,7 @@ use crate::protocol::{ErrorCode, JobError, OutputSpec};
 use crate::recipe::Recipe;
 use crate::wipe::{Ledger, SecretBuf, WipeEntry};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -233,8 +233,21 @@ pub fn run_child(args: &[String]) -> i32 {
     }
     drop(out);
     let ledger = Ledger::new();
-    let mut message = SecretBuf::with_capacity(1 << 20, "renderer.request", &ledger);
-    if std::io::copy(&mut std::io::stdin().lock(), &mut message).is_err() {
+    // The job comes length-first, so its buffer is allocated once at its exact size (growing
+    // it by doubling would briefly hold two copies and raise the peak memory of every job).
+    let mut stdin = std::io::stdin().lock();
+    let mut length = [0u8; 8];
+    if stdin.read_exact(&mut length).is_err() {
+        return 3;
+    }
+    let length = u64::from_le_bytes(length);
+    let Ok(capacity) = usize::try_from(length) else {
+        return 3;
+    };
+    let mut message = SecretBuf::with_capacity(capacity, "renderer.request", &ledger);
+    let copied = std::io::copy(&mut (&mut stdin).take(length), &mut message);
+    drop(stdin);
+    if !matches!(copied, Ok(n) if n == length) {
         return 3;
     }
     let parsed = decode_job(&message, &ledger);

@@ -276,8 +276,10 @@ impl Isolated {
         }
         let ledger = job.ledger.clone();
         let writer = async move {
+            let length = (request.len() as u64).to_le_bytes();
+            let _ = stdin.write_all(&length).await;
             let _ = stdin.write_all(request.as_slice()).await;
-            drop(stdin); // EOF: the child starts rendering
+            drop(stdin); // the child reads exactly `length` bytes, then renders
             request.wipe();
         };
         let reader = read_reply(stdout, ledger.clone(), self.max_reply_bytes());
