@@ -5,6 +5,35 @@ mod common;
 
 use common::*;
 use midnit_worker::samples;
+use std::path::PathBuf;
+
+/// Runs the documented Python client against `queue` and returns the summary it prints.
+async fn run_client(
+    queue: &str,
+    input: PathBuf,
+    out: PathBuf,
+    extra: &[&str],
+) -> serde_json::Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/examples/client.py");
+    let mut command = std::process::Command::new("python3");
+    command
+        .args([script, "--url", &amqp_url(), "--queue", queue])
+        .args(extra)
+        .arg("--input")
+        .arg(input)
+        .arg("--out")
+        .arg(out);
+    let result = tokio::task::spawn_blocking(move || {
+        command
+            .output()
+            .expect("python3 runs (pip install pika cbor2)")
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "client failed: {stderr}");
+    serde_json::from_slice(&result.stdout).unwrap()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_documented_python_client_gets_its_thumbnails_and_receipt() {
@@ -17,23 +46,7 @@ async fn the_documented_python_client_gets_its_thumbnails_and_receipt() {
     )
     .unwrap();
     let out = dir.path().join("out");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/examples/client.py");
-    let queue = w.config.queue.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3")
-            .args([script, "--url", &amqp_url(), "--queue", &queue])
-            .arg("--input")
-            .arg(&input)
-            .arg("--out")
-            .arg(&out)
-            .output()
-            .expect("python3 runs (pip install pika cbor2)")
-    })
-    .await
-    .unwrap();
-    let stderr = String::from_utf8_lossy(&result.stderr);
-    assert!(result.status.success(), "client failed: {stderr}");
-    let summary: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
+    let summary = run_client(&w.config.queue, input.clone(), out, &[]).await;
     assert_eq!(summary["status"], "ok", "{summary}");
     let outputs = summary["outputs"].as_array().unwrap();
     assert_eq!(outputs.len(), 2);
@@ -72,28 +85,8 @@ async fn the_documented_python_client_gets_its_thumbnails_and_receipt() {
     }
 
     // The same client with a recipe: a showcase card with an accented name.
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/examples/client.py");
-    let queue = w.config.queue.clone();
-    let (input, out) = (dir.path().join("figure.jpg"), dir.path().join("card"));
-    let result = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3")
-            .args([script, "--url", &amqp_url(), "--queue", &queue])
-            .args(["--card-name", "Aurore — Série Étoile"])
-            .arg("--input")
-            .arg(&input)
-            .arg("--out")
-            .arg(&out)
-            .output()
-            .expect("python3 runs")
-    })
-    .await
-    .unwrap();
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
-    let summary: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
+    let card_args = ["--card-name", "Aurore — Série Étoile"];
+    let summary = run_client(&w.config.queue, input, dir.path().join("card"), &card_args).await;
     assert_eq!(summary["status"], "ok", "{summary}");
     let card = &summary["outputs"][0];
     assert_eq!(

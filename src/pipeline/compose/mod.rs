@@ -201,15 +201,7 @@ impl Drawer<'_> {
         sticker: bool,
         path: &str,
     ) -> Result<(), JobError> {
-        let layer = if sticker {
-            Layer::Sticker(img.clone())
-        } else {
-            Layer::Photo(img.clone())
-        };
-        let mut uses = Vec::new();
-        place::placements(std::slice::from_ref(&layer), self.whole, "", &mut uses);
-        let mut placement = uses.pop().expect("an image layer places one picture");
-        placement.path = path.to_owned();
+        let placement = place::image_placement(img, sticker, self.whole, path.to_owned());
         let raster = self.place(&placement)?;
         self.finish(target, raster, &img.effects(), path);
         Ok(())

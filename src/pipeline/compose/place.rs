@@ -15,7 +15,7 @@ use crate::pipeline::geometry::{self, transposes, Plan};
 use crate::pipeline::pixels::Pixels;
 use crate::pipeline::resize::resize;
 use crate::protocol::JobError;
-use crate::recipe::{invalid, Area, Fit, Gravity, Layer, Recipe, Stroke};
+use crate::recipe::{invalid, Area, Fit, Gravity, Image, Layer, Recipe, Stroke};
 use crate::wipe::Ledger;
 use image::metadata::Orientation;
 use std::collections::BTreeMap;
@@ -54,28 +54,34 @@ pub struct Placement {
     pub border: Option<Stroke>,
 }
 
+/// Where a `photo` (or, with `sticker`, a `sticker`) layer puts its picture.
+pub fn image_placement(img: &Image, sticker: bool, canvas: Area, path: String) -> Placement {
+    Placement {
+        path,
+        input: img.input.clone(),
+        area: img.area.unwrap_or(canvas),
+        fit: img
+            .fit
+            .unwrap_or(if sticker { Fit::Contain } else { Fit::Cover }),
+        gravity: img.gravity,
+        focal: img.focal,
+        crop: img.crop,
+        rotate: img.rotate,
+        radius: img.radius,
+        border: img.border,
+    }
+}
+
 /// Every placement of every input in `layers` (grids expand to one per cell).
 pub fn placements(layers: &[Layer], canvas: Area, path: &str, out: &mut Vec<Placement>) {
     for (i, layer) in layers.iter().enumerate() {
         let p = format!("{path}[{i}]");
         match layer {
-            Layer::Photo(img) | Layer::Sticker(img) => {
-                let sticker = matches!(layer, Layer::Sticker(_));
-                let kind = if sticker { "sticker" } else { "photo" };
-                out.push(Placement {
-                    path: format!("{p}.{kind}"),
-                    input: img.input.clone(),
-                    area: img.area.unwrap_or(canvas),
-                    fit: img
-                        .fit
-                        .unwrap_or(if sticker { Fit::Contain } else { Fit::Cover }),
-                    gravity: img.gravity,
-                    focal: img.focal,
-                    crop: img.crop,
-                    rotate: img.rotate,
-                    radius: img.radius,
-                    border: img.border,
-                });
+            Layer::Photo(img) => {
+                out.push(image_placement(img, false, canvas, format!("{p}.photo")))
+            }
+            Layer::Sticker(img) => {
+                out.push(image_placement(img, true, canvas, format!("{p}.sticker")))
             }
             Layer::Grid(g) => {
                 for (k, cell) in grid_cells(g, canvas).into_iter().enumerate() {
