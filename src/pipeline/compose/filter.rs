@@ -20,7 +20,7 @@ pub fn apply(r: &mut Raster, filters: &[Filter], seed: u64) {
     }
 }
 
-/// Whether any filter spreads pixels beyond a layer's edge (so the layer needs a margin).
+/// How far, in pixels, the filters spread a layer beyond its edge (the margin it needs).
 pub fn spread(filters: &[Filter]) -> f32 {
     filters
         .iter()

@@ -142,12 +142,6 @@ impl Raster {
 
     /// A copy grown by `margin` transparent pixels on every side (for effects that spread).
     pub fn padded(&self, margin: u32, ledger: &Ledger) -> Raster {
-        if margin == 0 {
-            let mut copy =
-                Raster::new(self.x, self.y, self.width(), self.height(), "layer", ledger);
-            copy.bytes_mut().copy_from_slice(self.bytes());
-            return copy;
-        }
         let m = margin as i32;
         let (w, h) = (self.width(), self.height());
         let mut out = Raster::new(
