@@ -4,7 +4,7 @@ use crate::client::{Client, RawProps};
 use crate::config::Config;
 use crate::executor::{Executor, InProcess};
 use crate::intake::{intake, Meta};
-use crate::protocol::{encode_request, Reply};
+use crate::protocol::{encode_request, Reply, Request};
 use crate::request_file;
 use crate::serve::{ServeError, Worker};
 use crate::wipe::{now_unix_ms, Ledger, SecretBuf};
@@ -102,9 +102,16 @@ pub fn verify_receipt(file: &Path, trusted_key: Option<&str>) -> anyhow::Result<
     Ok(key)
 }
 
-/// `render`: the same pipeline locally, no broker. Returns the reply a worker would send.
+/// `render`: the same pipeline locally, no broker. Writes the outputs to `out` and returns
+/// the reply a worker would send.
 pub async fn render(config: &Config, request: &Path, out: &Path) -> anyhow::Result<Reply> {
-    let request = request_file::load(request)?;
+    let reply = render_request(config, request_file::load(request)?).await?;
+    request_file::write_outputs(&reply, out)?;
+    Ok(reply)
+}
+
+/// Renders `request` in this process as a worker would, and returns the reply it would send.
+pub async fn render_request(config: &Config, request: Request) -> anyhow::Result<Reply> {
     let started = now_unix_ms();
     let ledger = Ledger::new();
     let body = SecretBuf::new(encode_request(&request), "request.body", &ledger);
@@ -117,9 +124,7 @@ pub async fn render(config: &Config, request: &Path, out: &Path) -> anyhow::Resu
         Err(e) => Err(e),
     };
     let sealed = seal(result, &ledger, started, None);
-    let reply = crate::protocol::decode_reply(sealed.body.as_slice())?;
-    request_file::write_outputs(&reply, out)?;
-    Ok(reply)
+    Ok(crate::protocol::decode_reply(sealed.body.as_slice())?)
 }
 
 /// Prints a reply's outcome, receipt and signature as JSON on stdout (the input of

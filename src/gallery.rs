@@ -62,8 +62,8 @@ pub fn output_file(request: &Path, name: &str, format: &str) -> String {
 
 /// Renders one example in-process; the reply and its outputs.
 pub async fn render(config: &Config, request: &Path) -> anyhow::Result<Reply> {
-    let scratch = tempfile::tempdir()?;
-    let reply = crate::commands::render(config, request, scratch.path()).await?;
+    let loaded = crate::request_file::load(request)?;
+    let reply = crate::commands::render_request(config, loaded).await?;
     if reply.status != Status::Ok {
         anyhow::bail!("{}: {:?}", request.display(), reply.error);
     }

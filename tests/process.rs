@@ -199,22 +199,30 @@ async fn submit_sends_a_request_file_and_writes_the_outputs_and_receipt() {
     w.stop().await;
 }
 
-#[test]
-fn the_demo_runs_with_no_broker_over_the_in_process_queue() {
-    let out = tempfile::tempdir().unwrap();
+/// Runs the binary with `args --out OUT` against `amqp_url` until it exits; asserts that it
+/// succeeded and returns its standard output.
+fn run_to_end(args: &[&str], out: &std::path::Path, amqp_url: &str) -> String {
     let result = std::process::Command::new(env!("CARGO_BIN_EXE_midnit-worker"))
-        .args(["demo", "--out"])
-        .arg(out.path())
-        .env("MIDNIT_AMQP_URL", "amqp://guest:guest@127.0.0.1:1/%2f")
-        .env("MIDNIT_SPILL_DIR", out.path().join("spill"))
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .env("MIDNIT_AMQP_URL", amqp_url)
+        .env("MIDNIT_SPILL_DIR", out.join("spill"))
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&result.stdout);
+    let stdout = String::from_utf8_lossy(&result.stdout).into_owned();
     assert!(
         result.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&result.stderr)
     );
+    stdout
+}
+
+#[test]
+fn the_demo_runs_with_no_broker_over_the_in_process_queue() {
+    let out = tempfile::tempdir().unwrap();
+    let stdout = run_to_end(&["demo"], out.path(), "amqp://guest:guest@127.0.0.1:1/%2f");
     assert!(stdout.contains("in-process queue"), "{stdout}");
     let lines: Vec<&str> = stdout
         .lines()
@@ -290,8 +298,8 @@ async fn a_pre_started_renderer_waits_through_idle_time_and_serves_exactly_one_j
 #[test]
 fn the_load_generator_drives_a_worker_and_writes_its_report_and_chart() {
     let out = tempfile::tempdir().unwrap();
-    let result = std::process::Command::new(env!("CARGO_BIN_EXE_midnit-worker"))
-        .args([
+    let stdout = run_to_end(
+        &[
             "bench",
             "--in-flight",
             "1,2",
@@ -299,18 +307,9 @@ fn the_load_generator_drives_a_worker_and_writes_its_report_and_chart() {
             "6",
             "--photo",
             "640x480",
-        ])
-        .arg("--out")
-        .arg(out.path())
-        .env("MIDNIT_AMQP_URL", amqp_url())
-        .env("MIDNIT_SPILL_DIR", out.path().join("spill"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&result.stdout);
-    assert!(
-        result.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&result.stderr)
+        ],
+        out.path(),
+        &amqp_url(),
     );
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.path().join("bench.json")).unwrap()).unwrap();

@@ -59,15 +59,16 @@ pub fn decode_shrunk(
     if input.header.format == InputFormat::Jpeg {
         let cmyk_profile = icc.as_deref().and_then(cmyk::cmyk_profile);
         let shrink = shrink(full, orientation);
+        let decoded = |pixels, icc| Decoded {
+            pixels,
+            full,
+            orientation,
+            icc,
+        };
         if cmyk_profile.is_none() && shrink > 1 {
             drop(decoder);
             if let Some(pixels) = decode_scaled(input, full, shrink, limits, ledger) {
-                return Ok(Decoded {
-                    pixels,
-                    full,
-                    orientation,
-                    icc,
-                });
+                return Ok(decoded(pixels, icc));
             }
             return decode_plain(input, limits, ledger, orientation, icc);
         }
@@ -75,13 +76,7 @@ pub fn decode_shrunk(
             drop(decoder);
             if let Some(pixels) = cmyk::decode(open(input)?, &profile, name, limits, ledger)? {
                 // Converted through its profile: the pixels are sRGB now.
-                let icc = None;
-                return Ok(Decoded {
-                    pixels,
-                    full,
-                    orientation,
-                    icc,
-                });
+                return Ok(decoded(pixels, None));
             }
             return decode_plain(input, limits, ledger, orientation, None);
         }
