@@ -156,6 +156,13 @@ pub struct Limits {
     /// Most address space one renderer process may use, in bytes (isolated executor; each job
     /// gets less when its inputs are small).
     pub max_job_memory_bytes: u64,
+    /// Largest ICC profile an input may carry (decompressed), in bytes.
+    pub max_icc_bytes: u64,
+    /// Most entropy-coded scans a JPEG input may have (progressive JPEGs have about ten).
+    pub max_jpeg_scans: u32,
+    /// Largest reply, in bytes: outputs, receipt and envelope together. Must stay under the
+    /// broker's `max_message_size` (RabbitMQ: 128 MiB by default).
+    pub max_reply_bytes: usize,
 }
 
 impl Default for Limits {
@@ -172,6 +179,9 @@ impl Default for Limits {
             max_output_pixels: 40_000_000,
             max_job_seconds: 60,
             max_job_memory_bytes: 4 << 30,
+            max_icc_bytes: 1 << 20,
+            max_jpeg_scans: 100,
+            max_reply_bytes: 64 << 20,
         }
     }
 }
@@ -367,6 +377,12 @@ pub const KEYS: &[(&str, &str)] = &[
         "max_job_memory_bytes",
         "most memory of one renderer process",
     ),
+    ("max_icc_bytes", "largest ICC profile of an input"),
+    ("max_jpeg_scans", "most scans of a JPEG input"),
+    (
+        "max_reply_bytes",
+        "largest reply (outputs, receipt, envelope)",
+    ),
 ];
 
 fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError>
@@ -467,6 +483,9 @@ impl Config {
             "max_output_pixels" => l.max_output_pixels = parse(key, value)?,
             "max_job_seconds" => l.max_job_seconds = parse(key, value)?,
             "max_job_memory_bytes" => l.max_job_memory_bytes = parse(key, value)?,
+            "max_icc_bytes" => l.max_icc_bytes = parse(key, value)?,
+            "max_jpeg_scans" => l.max_jpeg_scans = parse(key, value)?,
+            "max_reply_bytes" => l.max_reply_bytes = parse(key, value)?,
             _ => return Err(ConfigError::UnknownKey(key.into())),
         }
         Ok(())
@@ -491,6 +510,15 @@ impl Config {
                 "max_inputs",
                 "max_inputs and max_outputs must be at least 1",
             );
+        }
+        if self.limits.max_inputs > 256 || self.limits.max_outputs > 64 {
+            return bad(
+                "max_inputs",
+                "max_inputs is at most 256 and max_outputs at most 64",
+            );
+        }
+        if self.limits.max_reply_bytes < 64 << 10 {
+            return bad("max_reply_bytes", "must be at least 65536");
         }
         if self.limits.max_job_seconds == 0 {
             return bad("max_job_seconds", "must be at least 1");

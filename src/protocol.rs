@@ -80,9 +80,10 @@ pub struct Reply {
     pub error: Option<ErrorBody>,
     /// What the worker wiped for this job before sealing the reply.
     pub receipt: Receipt,
-    /// The worker's signature over the receipt and the correlation id.
+    /// A tagged COSE_Sign1 message (EdDSA) attesting the status or error code, the request's
+    /// and every output's SHA-256, the correlation id and the receipt (see docs/PROTOCOL.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signature: Option<crate::wipe::ReceiptSignature>,
+    pub attestation: Option<ByteBuf>,
 }
 
 /// Outcome of a job.
@@ -108,6 +109,63 @@ pub struct OutputData {
     pub height: u32,
     /// The encoded image.
     pub data: ByteBuf,
+}
+
+/// Why a reply's attestation does not vouch for it.
+#[derive(Debug, thiserror::Error)]
+pub enum AttestationError {
+    /// The reply carries no attestation.
+    #[error("the reply is not attested")]
+    Missing,
+    /// The signature is bad, or made with another key than the pinned one.
+    #[error(transparent)]
+    Signature(#[from] crate::wipe::VerifyError),
+    /// The signature is good but the facts differ from this reply or request.
+    #[error("the attestation does not match the reply: {0}")]
+    Differs(&'static str),
+}
+
+impl Reply {
+    /// Checks the reply's attestation against the pinned public key, the correlation id and
+    /// request body it answers, and its own status, outputs and receipt.
+    pub fn verify(
+        &self,
+        pinned_key: &[u8; 32],
+        correlation_id: Option<&str>,
+        request_body: &[u8],
+    ) -> Result<crate::wipe::Attested, AttestationError> {
+        let cose = self.attestation.as_ref().ok_or(AttestationError::Missing)?;
+        let facts = crate::wipe::verify(cose, pinned_key)?;
+        let status = match self.status {
+            Status::Ok => "ok",
+            Status::Error => "error",
+        };
+        if facts.status != status
+            || facts.code.as_deref() != self.error.as_ref().map(|e| e.code.as_str())
+        {
+            return Err(AttestationError::Differs("status"));
+        }
+        if facts.correlation_id.as_deref() != correlation_id {
+            return Err(AttestationError::Differs("correlation id"));
+        }
+        if facts.request.as_slice() != crate::wipe::sha256(request_body) {
+            return Err(AttestationError::Differs("request digest"));
+        }
+        let outputs_match = facts.outputs.len() == self.outputs.len()
+            && facts.outputs.iter().zip(&self.outputs).all(|(a, o)| {
+                a.name == o.name
+                    && a.format == o.format
+                    && (a.width, a.height) == (o.width, o.height)
+                    && a.sha256.as_slice() == crate::wipe::sha256(&o.data)
+            });
+        if !outputs_match {
+            return Err(AttestationError::Differs("outputs"));
+        }
+        if facts.receipt != self.receipt {
+            return Err(AttestationError::Differs("receipt"));
+        }
+        Ok(facts)
+    }
 }
 
 /// The error of a failed job.
@@ -150,6 +208,9 @@ pub enum ErrorCode {
     LimitsOutput,
     /// Rendering needed more memory than the job's memory limit allows.
     LimitsMemory,
+    /// An input's structure costs more than allowed before a pixel is decoded: an ICC profile
+    /// over `max_icc_bytes`, more JPEG scans than `max_jpeg_scans`.
+    LimitsComplexity,
     /// The recipe is invalid.
     RecipeInvalid,
     /// The job's deadline passed before it was picked up.
@@ -162,7 +223,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 18] = [
         Self::RequestMalformed,
         Self::RequestUnsupportedVersion,
         Self::RequestTooLarge,
@@ -176,6 +237,7 @@ impl ErrorCode {
         Self::LimitsFrames,
         Self::LimitsOutput,
         Self::LimitsMemory,
+        Self::LimitsComplexity,
         Self::RecipeInvalid,
         Self::JobExpired,
         Self::JobTimeout,
@@ -198,6 +260,7 @@ impl ErrorCode {
             Self::LimitsFrames => "limits.frames",
             Self::LimitsOutput => "limits.output",
             Self::LimitsMemory => "limits.memory",
+            Self::LimitsComplexity => "limits.complexity",
             Self::RecipeInvalid => "recipe.invalid",
             Self::JobExpired => "job.expired",
             Self::JobTimeout => "job.timeout",
@@ -213,6 +276,21 @@ impl ErrorCode {
     /// Whether the same request may succeed if sent again. Only worker-side failures are.
     pub fn retryable(self) -> bool {
         matches!(self, Self::Internal)
+    }
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrorCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).ok_or_else(|| {
+            serde::de::Error::invalid_value(serde::de::Unexpected::Other("code"), &"an error code")
+        })
     }
 }
 

@@ -1,9 +1,9 @@
 //! Decoding one input into [`Pixels`], with the decoder held to the job's limits.
 
 use super::pixels::{Layout, Pixels};
-use super::probe::InputFormat;
 use super::{cmyk, geometry};
 use crate::config::Limits;
+use crate::intake::probe::InputFormat;
 use crate::intake::{Input, InputData, OutputPlan};
 use crate::protocol::{ErrorCode, JobError};
 use crate::wipe::Ledger;
@@ -178,10 +178,14 @@ fn open(input: &Input) -> Result<InputReader<'_>, JobError> {
             })?;
             InputReader::Spilled(BufReader::new(f))
         }
-        InputData::SpillPath(path) => {
-            let f = std::fs::File::open(path).map_err(|e| {
-                JobError::new(ErrorCode::Internal, format!("reading spill file: {e}"))
-            })?;
+        InputData::Descriptor(file) => {
+            // Each reader gets its own position: a duplicate of the descriptor, rewound.
+            let f = file
+                .try_clone()
+                .and_then(|mut f| f.seek(std::io::SeekFrom::Start(0)).map(|_| f))
+                .map_err(|e| {
+                    JobError::new(ErrorCode::Internal, format!("reading spill file: {e}"))
+                })?;
             InputReader::Spilled(BufReader::new(f))
         }
     })

@@ -62,10 +62,10 @@ impl<'de> Deserialize<'de> for Color {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = Cow::<str>::deserialize(d)?;
         Color::parse(&text).ok_or_else(|| {
-            serde::de::Error::custom(format!(
-                "`{}` is not a colour: use #rgb, #rgba, #rrggbb or #rrggbbaa",
-                text.chars().take(16).collect::<String>()
-            ))
+            serde::de::Error::invalid_value(
+                serde::de::Unexpected::Other("colour"),
+                &"a colour: #rgb, #rgba, #rrggbb or #rrggbbaa",
+            )
         })
     }
 }

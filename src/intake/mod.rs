@@ -1,0 +1,332 @@
+//! Stage 1 — **intake**: a delivery's properties and CBOR body become a typed [`Job`].
+//!
+//! Every limit that can be checked without decoding is checked here: body bytes, number and size
+//! of inputs, declared output sizes, and each input's format, dimensions and frame count read
+//! from its header. A request that fails here never reaches a decoder.
+//!
+//! Intake is bounded by the body's size in time and memory: the envelope is read in place
+//! ([`envelope`]), inputs are counted before any is touched and each is probed where it lies in
+//! the body, then copied once at its exact size into a [`SecretBuf`] (or straight into a spill
+//! file); `outputs` and `recipe` are deserialised straight into their types ([`fields`]), with
+//! every list bounded while it is read. Peak memory: the body, the copies of its inputs (never
+//! more than the body) and a constant — at most twice the body plus a constant. No generic
+//! value tree is ever built. The body is wiped when intake returns, whatever happens.
+
+pub mod cbor;
+pub mod de;
+pub mod envelope;
+pub mod fields;
+mod outputs;
+pub mod probe;
+
+pub use outputs::{parse_outputs, plan_outputs};
+
+use crate::config::Limits;
+use crate::protocol::{ErrorCode, JobError, CONTENT_TYPE};
+use crate::recipe::{Fit, Recipe, RecipeLimits};
+use crate::wipe::{Ledger, SecretBuf, SpillDir, SpillFile};
+use probe::{probe_bytes, Header};
+use serde::{Deserialize, Serialize};
+
+/// What intake needs to know about the message besides its body.
+#[derive(Debug, Clone, Default)]
+pub struct Meta {
+    /// The AMQP `content_type` property, if set.
+    pub content_type: Option<String>,
+}
+
+/// Where large inputs go.
+#[derive(Debug, Clone)]
+pub struct Spill<'a> {
+    /// The private spill directory.
+    pub dir: &'a SpillDir,
+    /// Inputs larger than this many bytes are spilled.
+    pub threshold: usize,
+}
+
+/// A parsed, checked job, ready for the pipeline.
+#[derive(Debug)]
+pub struct Job {
+    /// Named inputs, in name order.
+    pub inputs: Vec<Input>,
+    /// Requested outputs, in request order.
+    pub outputs: Vec<OutputPlan>,
+    /// The generation recipe, checked; `None` for a thumbnail/convert job.
+    pub recipe: Option<Recipe>,
+    /// The job's wipe ledger.
+    pub ledger: Ledger,
+}
+
+impl Job {
+    /// What the recipe cost model knows of each input: its stored size, and whether it can
+    /// be decoded at a reduced scale.
+    pub fn shapes(&self) -> Vec<(&str, crate::recipe::Shape)> {
+        self.inputs
+            .iter()
+            .map(|i| (i.name.as_str(), shape(&i.header)))
+            .collect()
+    }
+}
+
+/// The cost model's view of an input's header.
+pub fn shape(h: &Header) -> crate::recipe::Shape {
+    let (width, height) = h.extent();
+    crate::recipe::Shape {
+        width,
+        height,
+        shrinkable: h.format == probe::InputFormat::Jpeg,
+    }
+}
+
+/// One source image.
+#[derive(Debug)]
+pub struct Input {
+    /// Its name in the request.
+    pub name: String,
+    /// What its header declares.
+    pub header: Header,
+    /// Its encoded bytes.
+    pub data: InputData,
+}
+
+impl Serialize for OutputFormat {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Where an input's encoded bytes are.
+pub enum InputData {
+    /// In memory.
+    Memory(SecretBuf),
+    /// In a spill file (large inputs).
+    Spilled(SpillFile),
+    /// In a spill file owned (and wiped) by another process — the worker, seen from its
+    /// renderer — reached through a read-only descriptor the worker passed over.
+    Descriptor(std::fs::File),
+}
+
+impl std::fmt::Debug for InputData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Memory(b) => write!(f, "Memory({} bytes)", b.len()),
+            Self::Spilled(s) => write!(f, "Spilled({} bytes)", s.len()),
+            Self::Descriptor(_) => f.write_str("Descriptor"),
+        }
+    }
+}
+
+/// Output encodings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// Baseline JPEG (alpha is flattened onto white).
+    Jpeg,
+    /// PNG.
+    Png,
+    /// Lossless WebP.
+    WebP,
+}
+
+impl OutputFormat {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Jpeg => "jpeg",
+            Self::Png => "png",
+            Self::WebP => "webp",
+        }
+    }
+
+    /// Whether `data` starts the way an encoding of this format must.
+    pub fn matches(self, data: &[u8]) -> bool {
+        match self {
+            Self::Jpeg => data.starts_with(&[0xFF, 0xD8, 0xFF]),
+            Self::Png => data.starts_with(b"\x89PNG\r\n\x1a\n"),
+            Self::WebP => data.len() >= 12 && &data[..4] == b"RIFF" && &data[8..12] == b"WEBP",
+        }
+    }
+
+    /// The format with this wire name (case-insensitive; `jpg` is `jpeg`).
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "jpeg" | "jpg" => Some(Self::Jpeg),
+            "png" => Some(Self::Png),
+            "webp" => Some(Self::WebP),
+            _ => None,
+        }
+    }
+}
+
+/// One checked output request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputPlan {
+    /// Output name.
+    pub name: String,
+    /// Encoding.
+    pub format: OutputFormat,
+    /// Bounding width.
+    pub width: Option<u32>,
+    /// Bounding height.
+    pub height: Option<u32>,
+    /// Fit mode.
+    pub fit: Fit,
+    /// JPEG quality.
+    pub quality: u8,
+    /// May the output be larger than the source.
+    pub upscale: bool,
+}
+
+/// A limit breach: what the request has, and the limit it breaks.
+fn over_limit(code: ErrorCode, what: String, limit: impl std::fmt::Display) -> JobError {
+    JobError::new(code, format!("{what}; the limit is {limit}"))
+}
+
+fn malformed(message: impl Into<String>) -> JobError {
+    JobError::new(ErrorCode::RequestMalformed, message)
+}
+
+fn invalid(message: impl Into<String>) -> JobError {
+    JobError::new(ErrorCode::RequestInvalid, message)
+}
+
+/// Parses and checks a request body. The body is wiped before this returns, whatever happens.
+pub fn intake(
+    body: SecretBuf,
+    meta: &Meta,
+    limits: &Limits,
+    spill: Option<Spill<'_>>,
+    ledger: &Ledger,
+) -> Result<Job, JobError> {
+    let job = check_envelope(&body, meta, limits)
+        .and_then(|()| read_job(body.as_slice(), limits, spill, ledger));
+    body.wipe();
+    job
+}
+
+fn read_job(
+    body: &[u8],
+    limits: &Limits,
+    spill: Option<Spill<'_>>,
+    ledger: &Ledger,
+) -> Result<Job, JobError> {
+    let envelope = envelope::read(body, limits.max_inputs)?;
+    let outputs = parse_outputs(envelope.outputs, limits)?;
+    let recipe = match envelope.recipe {
+        // An explicit null is the same as no recipe.
+        Some(item) if item != [0xf6] => Some(crate::recipe::parse_cbor(item)?),
+        _ if envelope.inputs.len() != 1 => {
+            return Err(invalid(
+                "inputs: a request without a recipe takes exactly one input",
+            ))
+        }
+        _ => None,
+    };
+    // Every input is probed where it lies in the body before any is copied, so a request that
+    // fails here leaves nothing to wipe but the body.
+    let mut headers = Vec::with_capacity(envelope.inputs.len());
+    for (name, range) in &envelope.inputs {
+        headers.push(check_input(name, &body[range.clone()], limits)?);
+    }
+    if let Some(recipe) = &recipe {
+        let shapes: Vec<_> = envelope
+            .inputs
+            .iter()
+            .zip(&headers)
+            .map(|((n, _), h)| (n.as_str(), shape(h)))
+            .collect();
+        crate::recipe::check(recipe, &shapes, &RecipeLimits::new(limits))?;
+    }
+    let mut inputs = Vec::with_capacity(envelope.inputs.len());
+    for ((name, range), header) in envelope.inputs.into_iter().zip(headers) {
+        let data = secure(&name, &body[range], spill.as_ref(), ledger)?;
+        inputs.push(Input { name, header, data });
+    }
+    Ok(Job {
+        inputs,
+        outputs,
+        recipe,
+        ledger: ledger.clone(),
+    })
+}
+
+/// Copies one input out of the body: into a spill file when large, else into its own buffer.
+fn secure(
+    name: &str,
+    bytes: &[u8],
+    spill: Option<&Spill<'_>>,
+    ledger: &Ledger,
+) -> Result<InputData, JobError> {
+    match spill {
+        Some(s) if bytes.len() > s.threshold => s
+            .dir
+            .spill(bytes, &format!("spill.{name}"), ledger)
+            .map(InputData::Spilled)
+            .map_err(|e| {
+                JobError::new(
+                    ErrorCode::Internal,
+                    format!("spilling an input failed: {e}"),
+                )
+            }),
+        _ => Ok(InputData::Memory(SecretBuf::new(
+            bytes.to_vec(),
+            format!("input.{name}"),
+            ledger,
+        ))),
+    }
+}
+
+/// Reads a recipe given as a CBOR value (tools and tests) and holds it to the limits, its
+/// inputs given by name and shape.
+pub fn check_recipe(
+    value: &ciborium::Value,
+    inputs: &[(&str, crate::recipe::Shape)],
+    limits: &Limits,
+) -> Result<Recipe, JobError> {
+    let mut item = Vec::new();
+    ciborium::into_writer(value, &mut item).map_err(|_| malformed("recipe: not encodable"))?;
+    let recipe = crate::recipe::parse_cbor(&item)?;
+    crate::recipe::check(&recipe, inputs, &RecipeLimits::new(limits))?;
+    Ok(recipe)
+}
+
+fn check_envelope(body: &SecretBuf, meta: &Meta, limits: &Limits) -> Result<(), JobError> {
+    if let Some(ct) = meta.content_type.as_deref() {
+        if !ct.eq_ignore_ascii_case(CONTENT_TYPE) {
+            return Err(malformed(format!(
+                "content_type: expected `{CONTENT_TYPE}`"
+            )));
+        }
+    }
+    if body.len() > limits.max_body_bytes {
+        return Err(JobError::new(
+            ErrorCode::RequestTooLarge,
+            format!(
+                "the body is larger than the limit of {} bytes (max_body_bytes)",
+                limits.max_body_bytes
+            ),
+        ));
+    }
+    if body.is_empty() {
+        return Err(malformed("the body is empty"));
+    }
+    Ok(())
+}
+
+fn check_input(name: &str, bytes: &[u8], limits: &Limits) -> Result<Header, JobError> {
+    if bytes.is_empty() {
+        return Err(JobError::new(
+            ErrorCode::InputEmpty,
+            format!("inputs.{name}: empty"),
+        ));
+    }
+    if bytes.len() > limits.max_input_bytes {
+        return Err(over_limit(
+            ErrorCode::InputTooLarge,
+            format!("inputs.{name}: larger than allowed"),
+            format!("{} bytes (max_input_bytes)", limits.max_input_bytes),
+        ));
+    }
+    // The probe holds every claim of the header (pixels of every frame, frames, ICC profile,
+    // scans) to the limits as it reads it.
+    probe_bytes(bytes, name, limits)
+}
