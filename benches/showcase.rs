@@ -11,6 +11,7 @@ use midnit_worker::intake::{intake, Meta};
 use midnit_worker::pipeline::compose::{self, place};
 use midnit_worker::pipeline::render;
 use midnit_worker::protocol::encode_request;
+use midnit_worker::recipe::layout;
 use midnit_worker::samples;
 use midnit_worker::wipe::{Ledger, SecretBuf, ZeroingAlloc};
 use std::hint::black_box;
@@ -42,8 +43,7 @@ fn bench(c: &mut Criterion) {
     let body = SecretBuf::new(body.clone(), "request.body", &ledger);
     let job = intake(body, &Meta::default(), &limits, None, &ledger).unwrap();
     let recipe = job.recipe.as_ref().unwrap();
-    let mut uses = Vec::new();
-    place::placements(&recipe.layers, place::whole(recipe), "layers", &mut uses);
+    let uses = layout::placements(recipe, layout::whole_area(recipe));
     let sources = place::decode_sources(&job.inputs, &uses, &limits, &ledger).unwrap();
     group.bench_function("compose_1080x1350_card", |b| {
         b.iter(|| black_box(compose::draw(recipe, &sources, &ledger).unwrap()))

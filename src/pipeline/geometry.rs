@@ -6,7 +6,8 @@
 //! Rotating a 512-pixel thumbnail costs a fraction of rotating a 12-megapixel photo.
 
 use super::pixels::Pixels;
-use crate::intake::{Fit, OutputPlan};
+use crate::intake::OutputPlan;
+use crate::recipe::Fit;
 use crate::wipe::Ledger;
 use image::metadata::Orientation;
 
@@ -104,6 +105,7 @@ pub fn orient(src: Pixels, o: Orientation, ledger: &Ledger) -> Pixels {
     let c = src.layout.channels();
     let artifact = format!("{}.oriented", src.buf.artifact());
     let mut dst = Pixels::new(dw as u32, dh as u32, src.layout, artifact, ledger);
+    ledger.visit((w * h) as u64);
     let from = src.buf.as_slice();
     let to = dst.buf.as_mut_slice();
     for dy in 0..dh {

@@ -12,11 +12,11 @@ pub mod decode;
 pub mod encode;
 pub mod geometry;
 pub mod pixels;
-pub mod probe;
+
 pub mod resize;
 
 use crate::config::Limits;
-use crate::intake::{Job, OutputPlan};
+use crate::intake::{Job, OutputFormat, OutputPlan};
 use crate::protocol::{ErrorCode, JobError};
 use crate::wipe::SecretBuf;
 use color::ColorPlan;
@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 pub struct RenderedOutput {
     /// The requested output's name.
     pub name: String,
-    /// Its format's wire name.
-    pub format: &'static str,
+    /// Its format.
+    pub format: OutputFormat,
     /// Width in pixels.
     pub width: u32,
     /// Height in pixels.
@@ -78,11 +78,54 @@ pub fn render(job: &Job, limits: &Limits) -> Result<Rendered, JobError> {
     let color = ColorPlan::new(decoded.icc.clone(), decoded.pixels.layout);
     timings.decode = started.elapsed();
     let outputs = render_outputs(&decoded, &color, job, limits, &mut timings)?;
+    check_reply_size(&outputs, limits)?;
     Ok(Rendered {
         outputs,
         timings,
         renderer_peak_rss: None,
     })
+}
+
+/// Room a reply needs besides its outputs' bytes: the envelope, the receipt twice (as it is and
+/// inside its attestation) and the signature.
+pub const REPLY_RESERVE: usize = 2 * crate::wipe::RECEIPT_MAX_BYTES + 64 * 1024;
+
+/// The outputs together must fit in one reply: answered `limits.output` here, before they are
+/// copied anywhere.
+fn check_reply_size(outputs: &[RenderedOutput], limits: &Limits) -> Result<(), JobError> {
+    let total: usize = outputs.iter().map(|o| o.data.len() + 128).sum();
+    if total.saturating_add(REPLY_RESERVE) > limits.max_reply_bytes {
+        return Err(JobError::new(
+            ErrorCode::LimitsOutput,
+            format!(
+                "outputs: together larger than a reply may be ({} bytes, max_reply_bytes)",
+                limits.max_reply_bytes
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// How many pixels the job's outputs will really have, all together (for memory limits): from
+/// the input's declared size for a thumbnail, the canvas for a recipe, in whichever
+/// orientation gives more.
+pub fn output_pixels(job: &Job) -> u64 {
+    let source = match (&job.recipe, job.inputs.first()) {
+        (Some(r), _) => (r.canvas.width, r.canvas.height),
+        (None, Some(i)) => (i.header.width, i.header.height),
+        (None, None) => return 0,
+    };
+    let area = |o: image::metadata::Orientation, plan: &OutputPlan| {
+        let (w, h) = geometry::plan(source.0, source.1, o, plan).output;
+        u64::from(w) * u64::from(h)
+    };
+    job.outputs
+        .iter()
+        .map(|plan| {
+            area(image::metadata::Orientation::NoTransforms, plan)
+                .max(area(image::metadata::Orientation::Rotate90, plan))
+        })
+        .sum()
 }
 
 fn render_recipe(
@@ -104,6 +147,7 @@ fn render_recipe(
         icc: None,
     };
     let outputs = render_outputs(&canvas, &ColorPlan::Srgb, job, limits, &mut timings)?;
+    check_reply_size(&outputs, limits)?;
     Ok(Rendered {
         outputs,
         timings,
@@ -157,7 +201,7 @@ fn render_output(
     timings.encode += resized_at.elapsed();
     Ok(RenderedOutput {
         name: plan.name.clone(),
-        format: plan.format.as_str(),
+        format: plan.format,
         width: srgb.width,
         height: srgb.height,
         data,
@@ -172,7 +216,8 @@ fn check_output(plan: &OutputPlan, (w, h): (u32, u32), limits: &Limits) -> Resul
         return Err(JobError::new(
             ErrorCode::LimitsOutput,
             format!(
-                "output `{}` would be {w}x{h}; limits are {} per side and {} pixels",
+                "outputs.{}: would be larger than allowed; limits are {} per side \
+                 (max_output_dimension) and {} pixels (max_output_pixels)",
                 plan.name, limits.max_output_dimension, limits.max_output_pixels
             ),
         ));

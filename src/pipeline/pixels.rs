@@ -59,6 +59,10 @@ pub struct Pixels {
 impl Pixels {
     /// A zeroed image.
     pub fn new(width: u32, height: u32, layout: Layout, artifact: String, ledger: &Ledger) -> Self {
+        ledger.visit(crate::recipe::cost::visits::alloc(
+            u64::from(width),
+            u64::from(height),
+        ));
         let len = width as usize * height as usize * layout.channels();
         Self {
             buf: SecretBuf::new(vec![0; len], artifact, ledger),

@@ -25,6 +25,10 @@ pub fn resize(
     let mut to =
         Image::from_slice_u8(w, h, dst.buf.as_mut_slice(), pixel_type).map_err(|e| fail(&e))?;
     let (left, top, cw, ch) = plan.crop;
+    ledger.visit(crate::recipe::cost::visits::resize(
+        (cw.ceil() * ch.ceil()) as u64,
+        u64::from(w) * u64::from(h),
+    ));
     let options = ResizeOptions::new()
         .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
         .crop(left, top, cw, ch);

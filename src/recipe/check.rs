@@ -1,11 +1,13 @@
 //! Holding an untrusted recipe to its limits before anything is drawn.
 //!
 //! Every number is range-checked with its field path; every input a recipe names must be in
-//! the request; and the whole recipe gets a *cost*: an upper bound on the pixels its layers,
-//! effects and filters will touch, in canvas-sized units. A recipe over
-//! [`RecipeLimits::max_cost`] is refused, so no recipe renders at a cost far beyond its
-//! declared canvas.
+//! the request; and the whole recipe gets its cost [`estimate`](super::cost::estimate): upper
+//! bounds on the pixel visits and the memory its drawing takes. A recipe over
+//! [`RecipeLimits::max_cost`] canvas-sized passes, or whose drawing would hold more than
+//! [`RecipeLimits::max_peak_canvases`] canvases' worth of pixels, is refused, so no recipe
+//! renders at a cost far beyond its declared canvas.
 
+use super::cost::{estimate, Shape};
 use super::{
     invalid, Area, Canvas, Circle, Discs, Effects, Filter, Grid, Image, Layer, Paint, Recipe, Rect,
     Stop, Text,
@@ -34,11 +36,30 @@ pub struct RecipeLimits {
     pub max_blur: f32,
     /// Most discs in one `bokeh` or `stars` paint.
     pub max_discs: u32,
-    /// Most work, in canvas-sized passes (see [`cost`]).
+    /// Most pixel visits, in canvas-sized passes (see [`super::cost`]) of a canvas of at least
+    /// one megapixel: a small canvas may still place a photo.
     pub max_cost: f64,
+    /// Most pixel memory drawing may hold at once, in canvases (4 bytes a pixel); at least
+    /// 64 MiB whatever the canvas.
+    pub max_peak_canvases: f64,
 }
 
+/// The smallest canvas the visit budget is counted in (1 MP).
+const BUDGET_FLOOR_PIXELS: f64 = 1_048_576.0;
+
 impl RecipeLimits {
+    /// Most pixel visits drawing a `width`×`height` canvas may take.
+    pub fn visit_budget(&self, width: u32, height: u32) -> f64 {
+        let canvas = f64::from(width) * f64::from(height);
+        self.max_cost * canvas.max(BUDGET_FLOOR_PIXELS)
+    }
+
+    /// Most bytes of pixels drawing a `width`×`height` canvas may hold at once.
+    pub fn peak_budget(&self, width: u32, height: u32) -> f64 {
+        let canvas = f64::from(width) * f64::from(height);
+        (self.max_peak_canvases * canvas * 4.0).max(64.0 * 1048576.0)
+    }
+
     /// The limits that go with the worker's `limits`.
     pub fn new(limits: &Limits) -> Self {
         Self {
@@ -51,16 +72,22 @@ impl RecipeLimits {
             max_filters: 16,
             max_blur: 200.0,
             max_discs: 2000,
-            max_cost: 96.0,
+            max_cost: 160.0,
+            max_peak_canvases: 24.0,
         }
     }
 }
 
-/// Checks `recipe` against `limits`; `inputs` are the request's input names.
-pub fn check(recipe: &Recipe, inputs: &[&str], limits: &RecipeLimits) -> Result<(), JobError> {
+/// Checks `recipe` against `limits`; `inputs` are the request's inputs, by name.
+pub fn check(
+    recipe: &Recipe,
+    inputs: &[(&str, Shape)],
+    limits: &RecipeLimits,
+) -> Result<(), JobError> {
+    let names: Vec<&str> = inputs.iter().map(|(n, _)| *n).collect();
     let c = Checker {
         limits,
-        inputs,
+        inputs: &names,
         size: (0.0, 0.0),
     };
     let size = c.canvas(&recipe.canvas)?;
@@ -71,14 +98,26 @@ pub fn check(recipe: &Recipe, inputs: &[&str], limits: &RecipeLimits) -> Result<
     let mut count = 0;
     c.layers("layers", &recipe.layers, 1, &mut count)?;
     c.filters("filters", &recipe.filters)?;
-    let spent = cost(recipe);
-    if spent > limits.max_cost {
+    let shape = |name: &str| inputs.iter().find(|(n, _)| *n == name).map(|(_, s)| *s);
+    let spent = estimate(recipe, &shape);
+    let (w, h) = (recipe.canvas.width, recipe.canvas.height);
+    if spent.visits > limits.visit_budget(w, h) {
         return Err(invalid(
             "layers",
             format!(
-                "the recipe would cost {spent:.0} canvas-sized passes; the limit is {:.0} \
+                "the recipe would cost more than {:.0} canvas-sized passes \
                  (fewer or smaller layers, effects or filters)",
                 limits.max_cost
+            ),
+        ));
+    }
+    if spent.peak_bytes as f64 > limits.peak_budget(w, h) {
+        return Err(invalid(
+            "layers",
+            format!(
+                "the recipe would hold more than {:.0} canvases of pixels at once \
+                 (smaller layers, shadows, glows or blurs)",
+                limits.max_peak_canvases
             ),
         ));
     }
@@ -96,7 +135,7 @@ fn range(path: &str, value: f32, lo: f32, hi: f32) -> Result<(), JobError> {
     if value.is_finite() && (lo..=hi).contains(&value) {
         Ok(())
     } else {
-        Err(invalid(path, format!("must be {lo} to {hi}, got {value}")))
+        Err(invalid(path, format!("must be {lo} to {hi}")))
     }
 }
 
@@ -104,7 +143,7 @@ fn count_range(path: &str, n: usize, lo: usize, hi: usize, what: &str) -> Result
     if (lo..=hi).contains(&n) {
         Ok(())
     } else {
-        Err(invalid(path, format!("needs {lo} to {hi} {what}, got {n}")))
+        Err(invalid(path, format!("needs {lo} to {hi} {what}")))
     }
 }
 
@@ -115,7 +154,7 @@ impl Checker<'_> {
             if v == 0 || v > side {
                 return Err(invalid(
                     &format!("canvas.{field}"),
-                    format!("must be 1 to {side}, got {v}"),
+                    format!("must be 1 to {side}"),
                 ));
             }
         }
@@ -124,8 +163,8 @@ impl Checker<'_> {
             return Err(invalid(
                 "canvas",
                 format!(
-                    "{}x{} is {pixels} pixels; the limit is {}",
-                    canvas.width, canvas.height, self.limits.max_canvas_pixels
+                    "has more pixels than the limit of {}",
+                    self.limits.max_canvas_pixels
                 ),
             ));
         }
@@ -144,14 +183,7 @@ impl Checker<'_> {
         if self.inputs.contains(&name) {
             Ok(())
         } else {
-            Err(invalid(
-                path,
-                format!(
-                    "no input is named `{}` (the request has: {})",
-                    name.chars().take(64).collect::<String>(),
-                    self.inputs.join(", ")
-                ),
-            ))
+            Err(invalid(path, "names no input of the request"))
         }
     }
 
@@ -326,7 +358,7 @@ impl Checker<'_> {
         if !matches!(img.rotate, 0 | 90 | 180 | 270) {
             return Err(invalid(
                 &format!("{path}.rotate"),
-                format!("must be 0, 90, 180 or 270, got {}", img.rotate),
+                "must be 0, 90, 180 or 270",
             ));
         }
         range(&format!("{path}.radius"), img.radius, 0.0, 4096.0)?;
@@ -389,7 +421,7 @@ impl Checker<'_> {
         if g.columns == 0 || g.columns as usize > max {
             return Err(invalid(
                 &format!("{path}.columns"),
-                format!("must be 1 to {max}, got {}", g.columns),
+                format!("must be 1 to {max}"),
             ));
         }
         let needed = g.inputs.len().div_ceil(g.columns as usize);
@@ -397,11 +429,7 @@ impl Checker<'_> {
         if rows < needed || rows * g.columns as usize > max {
             return Err(invalid(
                 &format!("{path}.rows"),
-                format!(
-                    "{rows} rows of {} columns cannot hold {} inputs in at most {max} cells",
-                    g.columns,
-                    g.inputs.len()
-                ),
+                format!("must hold every input, in at most {max} cells"),
             ));
         }
         let area = g.area.unwrap_or_else(|| self.whole());
@@ -412,7 +440,7 @@ impl Checker<'_> {
         if !g.gap.is_finite() || g.gap < 0.0 || cw < 1.0 || ch < 1.0 {
             return Err(invalid(
                 &format!("{path}.gap"),
-                format!("leaves cells of {cw:.1}x{ch:.1} pixels; cells need at least 1x1"),
+                "leaves cells smaller than 1x1 pixel",
             ));
         }
         range(&format!("{path}.radius"), g.radius, 0.0, 4096.0)?;
@@ -469,116 +497,4 @@ pub(crate) fn cell_size(area: &Area, columns: usize, rows: usize, gap: f32) -> (
     let w = (area.width - gap * (columns as f32 - 1.0)) / columns as f32;
     let h = (area.height - gap * (rows as f32 - 1.0)) / rows as f32;
     (w, h)
-}
-
-/// An upper bound on the pixels a recipe's rendering touches, in canvas-sized passes: each
-/// layer's raster (its box, grown by its blur margins, rotated), the resampling, painting,
-/// blurring and filtering over it, and one composite. Decoding inputs is bounded by the input
-/// limits and not counted here.
-pub fn cost(recipe: &Recipe) -> f64 {
-    let canvas = f64::from(recipe.canvas.width) * f64::from(recipe.canvas.height);
-    let size = (recipe.canvas.width as f32, recipe.canvas.height as f32);
-    let background = recipe
-        .canvas
-        .background
-        .as_ref()
-        .map_or(1.0, |p| paint_cost(p, canvas));
-    let pixels =
-        background + layers_cost(&recipe.layers, size) + filters_cost(&recipe.filters) * canvas;
-    pixels / canvas
-}
-
-fn layers_cost(layers: &[Layer], size: (f32, f32)) -> f64 {
-    let whole = Area {
-        x: 0.0,
-        y: 0.0,
-        width: size.0,
-        height: size.1,
-    };
-    let area = |a: &Area| f64::from(a.width) * f64::from(a.height);
-    layers
-        .iter()
-        .map(|layer| match layer {
-            Layer::Photo(i) | Layer::Sticker(i) => {
-                effects_cost(&i.effects(), &i.area.unwrap_or(whole), 4.0)
-            }
-            Layer::Text(t) => {
-                let work = if t.outline.is_some() { 8.0 } else { 3.0 };
-                effects_cost(&t.effects(), &t.area, work)
-            }
-            Layer::Rect(r) => {
-                let a = r.area.unwrap_or(whole);
-                let fill = r.fill.as_ref().map_or(0.0, |p| paint_cost(p, area(&a)));
-                fill + effects_cost(&r.effects(), &a, 2.0)
-            }
-            Layer::Circle(c) => {
-                let d = 2.0 * c.radius;
-                let a = Area {
-                    x: c.center[0] - c.radius,
-                    y: c.center[1] - c.radius,
-                    width: d,
-                    height: d,
-                };
-                let fill = c.fill.as_ref().map_or(0.0, |p| paint_cost(p, area(&a)));
-                fill + effects_cost(&c.effects(), &a, 2.0)
-            }
-            Layer::Grid(g) => {
-                let a = g.area.unwrap_or(whole);
-                let (cols, rows) = g.shape();
-                let (cw, ch) = cell_size(&a, cols, rows, g.gap);
-                let cell = Area {
-                    width: cw.max(1.0),
-                    height: ch.max(1.0),
-                    ..a
-                };
-                g.inputs.len() as f64 * effects_cost(&g.effects(), &cell, 4.0)
-            }
-            Layer::Group(g) => {
-                layers_cost(&g.layers, size) + effects_cost(&g.effects(), &whole, 1.0)
-            }
-        })
-        .sum()
-}
-
-/// Pixels touched by a layer of `area` whose own drawing costs `work` passes over it.
-fn effects_cost(e: &Effects<'_>, area: &Area, work: f64) -> f64 {
-    let blur_margin = |b: f32| f64::from(3.0 * b + 2.0);
-    let grown = |m: f64| (f64::from(area.width) + 2.0 * m) * (f64::from(area.height) + 2.0 * m);
-    let mut pixels = grown(0.0);
-    if e.angle != 0.0 {
-        // A rotated raster is at most twice the area of the unrotated one.
-        pixels *= 2.0;
-    }
-    let mut total = pixels * (work + 1.0 + filters_cost(e.filters));
-    if let Some(s) = e.shadow {
-        total += grown(blur_margin(s.blur)) * 8.0;
-    }
-    if let Some(g) = e.glow {
-        total += grown(blur_margin(g.blur)) * 8.0;
-    }
-    total
-}
-
-fn filters_cost(filters: &[Filter]) -> f64 {
-    filters
-        .iter()
-        .map(|f| match f {
-            Filter::Blur { .. } => 8.0,
-            Filter::Sharpen { .. } => 10.0,
-            _ => 2.0,
-        })
-        .sum()
-}
-
-fn paint_cost(paint: &Paint, area: f64) -> f64 {
-    match paint {
-        Paint::Solid(_) => area,
-        Paint::Linear(_) | Paint::Radial(_) | Paint::Dots(_) | Paint::Stripes(_) => 3.0 * area,
-        Paint::Noise(n) => f64::from(n.octaves.clamp(1, 6)) * 3.0 * area,
-        Paint::Bokeh(d) | Paint::Stars(d) => {
-            let (count, _, max_r, _) = super::disc_defaults(d, paint);
-            let side = 2.0 * f64::from(max_r) + 4.0;
-            area + f64::from(count) * side * side * 2.0
-        }
-    }
 }

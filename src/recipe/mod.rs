@@ -11,12 +11,17 @@
 //! The JSON Schema in `docs/recipe.schema.json` is generated from these types
 //! (`midnit-worker recipe-schema`), so the documentation cannot drift from the parser.
 
+mod bounded;
 mod check;
 mod color;
+pub mod cost;
+pub mod layout;
 
 pub(crate) use check::cell_size;
-pub use check::{check, cost, RecipeLimits};
+pub use check::{check, RecipeLimits};
 pub use color::Color;
+pub use cost::{estimate, Estimate, Shape};
+pub(crate) use layout::{grid_cells, placements, scale_needed, whole_area, Placement};
 
 use crate::protocol::{ErrorCode, JobError};
 use schemars::JsonSchema;
@@ -33,10 +38,10 @@ pub struct Recipe {
     #[serde(default)]
     pub seed: u64,
     /// Layers, drawn bottom to top.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "bounded::layers")]
     pub layers: Vec<Layer>,
     /// Filters applied to the whole canvas after the layers, in order.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "bounded::list::<16, _, _>")]
     pub filters: Vec<Filter>,
 }
 
@@ -111,6 +116,7 @@ pub struct Linear {
     #[serde(default = "defaults::angle_down")]
     pub angle: f32,
     /// 2–16 stops in increasing `at` order.
+    #[serde(deserialize_with = "bounded::list::<16, _, _>")]
     pub stops: Vec<Stop>,
 }
 
@@ -125,6 +131,7 @@ pub struct Radial {
     #[serde(default = "defaults::radial_radius")]
     pub radius: f32,
     /// 2–16 stops in increasing `at` order (0 at the centre).
+    #[serde(deserialize_with = "bounded::list::<16, _, _>")]
     pub stops: Vec<Stop>,
 }
 
@@ -133,6 +140,7 @@ pub struct Radial {
 #[serde(deny_unknown_fields)]
 pub struct Noise {
     /// 2–8 colours the noise value runs through, low to high.
+    #[serde(deserialize_with = "bounded::list::<8, _, _>")]
     pub colors: Vec<Color>,
     /// Size of the largest blotches in pixels, default 240.
     #[serde(default = "defaults::noise_scale")]
@@ -151,6 +159,7 @@ pub struct Noise {
 #[serde(deny_unknown_fields)]
 pub struct Discs {
     /// 1–8 colours, picked at random per disc.
+    #[serde(deserialize_with = "bounded::list::<8, _, _>")]
     pub colors: Vec<Color>,
     /// Number of discs, at most 2000.
     #[serde(default)]
@@ -210,6 +219,24 @@ pub enum Fit {
     Cover,
     /// Stretched to the box.
     Fill,
+}
+
+impl Fit {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Contain => "contain",
+            Self::Cover => "cover",
+            Self::Fill => "fill",
+        }
+    }
+
+    /// The fit with this wire name.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Contain, Self::Cover, Self::Fill]
+            .into_iter()
+            .find(|f| f.as_str() == name)
+    }
 }
 
 /// Where a picture sits in its box (`contain`), or which part is kept (`cover`). Fixed
@@ -303,7 +330,7 @@ macro_rules! layer {
             #[serde(default)]
             pub glow: Option<Glow>,
             /// Filters applied to this layer alone, in order.
-            #[serde(default)]
+            #[serde(default, deserialize_with = "bounded::list::<16, _, _>")]
             pub filters: Vec<Filter>,
         }
 
@@ -432,6 +459,7 @@ layer! {
     /// Text wrapped in a box; what does not fit ends in an ellipsis.
     pub struct Text {
         /// The text; `\n` breaks a line.
+        #[serde(deserialize_with = "bounded::text")]
         pub text: String,
         /// Where the text goes.
         #[serde(rename = "box")]
@@ -504,6 +532,7 @@ layer! {
     /// Photos laid out in rows and columns. The effects apply to each cell.
     pub struct Grid {
         /// Input names, filled row by row.
+        #[serde(deserialize_with = "bounded::cells")]
         pub inputs: Vec<String>,
         /// The area the grid fills; the whole canvas when absent.
         #[serde(default, rename = "box")]
@@ -535,6 +564,7 @@ layer! {
     /// Layers drawn onto their own transparent canvas, then filtered and blended as one.
     pub struct Group {
         /// The group's layers, bottom to top.
+        #[serde(deserialize_with = "bounded::layers")]
         pub layers: Vec<Layer>,
     }
 }
@@ -687,26 +717,6 @@ mod defaults {
     }
 }
 
-impl Recipe {
-    /// An upper bound on the bytes of pixels drawing this recipe holds at once: the canvas,
-    /// one canvas per level of groups, and the largest layer with its padded, rotated and
-    /// shadow copies (boxes are at most twice the canvas on each side).
-    pub fn working_bytes(&self) -> u64 {
-        fn depth(layers: &[Layer]) -> u64 {
-            layers
-                .iter()
-                .map(|l| match l {
-                    Layer::Group(g) => 1 + depth(&g.layers),
-                    _ => 0,
-                })
-                .max()
-                .unwrap_or(0)
-        }
-        let canvas = u64::from(self.canvas.width) * u64::from(self.canvas.height) * 4;
-        canvas * (24 + depth(&self.layers))
-    }
-}
-
 impl Grid {
     /// Columns and rows (enough rows for every input when `rows` is absent), each at least 1.
     pub fn shape(&self) -> (usize, usize) {
@@ -726,28 +736,19 @@ pub fn invalid(path: &str, message: impl std::fmt::Display) -> JobError {
     )
 }
 
-/// Reads a request's `recipe` value. Errors name the offending field's path.
-pub fn parse(value: &ciborium::Value) -> Result<Recipe, JobError> {
-    let json = serde_json::to_value(value).map_err(|e| {
-        JobError::new(
-            ErrorCode::RecipeInvalid,
-            format!("recipe is not a map of text keys, numbers and strings: {e}"),
-        )
-    })?;
-    from_json(json)
+fn field_error(e: crate::intake::fields::FieldError) -> JobError {
+    JobError::new(ErrorCode::RecipeInvalid, e.to_string())
 }
 
-/// Reads a recipe from JSON. Errors name the offending field's path.
+/// Reads a request's `recipe` item (CBOR), every list bounded as it is read. Errors name the
+/// offending field's path and what was expected there, never the value.
+pub fn parse_cbor(item: &[u8]) -> Result<Recipe, JobError> {
+    crate::intake::fields::typed(item, "recipe").map_err(field_error)
+}
+
+/// Reads a recipe from JSON (request files and tools), with the same bounds and errors.
 pub fn from_json(json: serde_json::Value) -> Result<Recipe, JobError> {
-    serde_path_to_error::deserialize(json).map_err(|e| {
-        let path = e.path().to_string();
-        let message = e.into_inner().to_string();
-        if path == "." {
-            JobError::new(ErrorCode::RecipeInvalid, format!("recipe: {message}"))
-        } else {
-            invalid(&path, message)
-        }
-    })
+    crate::intake::fields::typed_json(json, "recipe").map_err(field_error)
 }
 
 /// The JSON Schema of a recipe, as published in `docs/recipe.schema.json`.

@@ -11,9 +11,49 @@
 //! process entirely (after being zeroed).
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Whether allocations are metered per thread (tests of memory bounds turn it on).
+static METERING: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// Bytes allocated and not yet freed by this thread, and the most at once since reset.
+    static METER: Cell<(isize, isize)> = const { Cell::new((0, 0)) };
+}
+
+/// Per-thread allocation metering, for tests that bound how much memory a piece of work takes
+/// (the intake bound). Off by default: then it costs one relaxed load per allocation.
+pub mod meter {
+    use super::*;
+
+    /// Turns metering on or off for the whole process.
+    pub fn set_enabled(on: bool) {
+        METERING.store(on, Ordering::Relaxed);
+    }
+
+    /// Starts this thread's peak over from what it holds now.
+    pub fn reset() {
+        let _ = METER.try_with(|m| m.set((0, 0)));
+    }
+
+    /// The most bytes this thread held at once since [`reset`], beyond what it held then.
+    pub fn peak() -> usize {
+        METER.try_with(|m| m.get().1.max(0) as usize).unwrap_or(0)
+    }
+
+    pub(super) fn add(bytes: isize) {
+        if METERING.load(Ordering::Relaxed) {
+            let _ = METER.try_with(|m| {
+                let (live, peak) = m.get();
+                let live = live + bytes;
+                m.set((live, peak.max(live)));
+            });
+        }
+    }
+}
 
 /// The zeroing allocator. Install it with `#[global_allocator]` in the binary.
 pub struct ZeroingAlloc;
@@ -70,17 +110,20 @@ unsafe impl GlobalAlloc for ZeroingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let ptr = System.alloc(layout);
         dont_dump(ptr, layout.size());
+        meter::add(layout.size() as isize);
         ptr
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         let ptr = System.alloc_zeroed(layout);
         dont_dump(ptr, layout.size());
+        meter::add(layout.size() as isize);
         ptr
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         zero(ptr, layout.size());
+        meter::add(-(layout.size() as isize));
         System.dealloc(ptr, layout)
     }
 

@@ -1,6 +1,6 @@
 //! [`SecretBuf`]: a byte buffer holding job data, zeroed and recorded when dropped.
 
-use super::{now_unix_ms, wipe_bytes, Ledger, WipeEntry, WipeMethod};
+use super::{now_unix_ms, Ledger, WipeEntry, WipeMethod};
 
 /// Job bytes with a drop guard: on drop the whole allocation (length and spare capacity) is
 /// zeroed and the wipe is recorded in the job's ledger under `artifact`.
@@ -16,11 +16,22 @@ pub struct SecretBuf {
 impl SecretBuf {
     /// Takes ownership of `bytes`, to be wiped as `artifact`.
     pub fn new(bytes: Vec<u8>, artifact: impl Into<String>, ledger: &Ledger) -> Self {
+        ledger.meter().alloc(bytes.capacity());
         Self {
             bytes,
             artifact: artifact.into(),
             ledger: ledger.clone(),
         }
+    }
+
+    /// `len` zero bytes (a scratch plane, a coverage mask).
+    pub fn zeroed(len: usize, artifact: impl Into<String>, ledger: &Ledger) -> Self {
+        Self::new(vec![0; len], artifact, ledger)
+    }
+
+    /// The job's ledger this buffer reports to.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
     }
 
     /// An empty buffer with room for `capacity` bytes.
@@ -68,20 +79,23 @@ impl SecretBuf {
         }
         let mut bigger = Vec::with_capacity(wanted.max(self.bytes.capacity() * 2));
         bigger.extend_from_slice(&self.bytes);
+        self.ledger.meter().alloc(bigger.capacity());
         let mut old = std::mem::replace(&mut self.bytes, bigger);
+        self.ledger.meter().free(old.capacity());
         wipe_vec(&mut old);
     }
 }
 
 fn wipe_vec(v: &mut Vec<u8>) {
     let cap = v.capacity();
-    // SAFETY: zeroing the spare capacity of our own allocation; set_len(cap) exposes only bytes
-    // we then overwrite with zeros, and set_len(0) follows immediately.
-    unsafe {
-        v.set_len(cap);
-        wipe_bytes(v.as_mut_slice());
-        v.set_len(0);
+    v.clear();
+    if cap == 0 {
+        return;
     }
+    // SAFETY: `as_mut_ptr` points to an allocation of `cap` bytes owned by `v`; writing zeros
+    // through the raw pointer never forms a reference to the (possibly uninitialised) spare
+    // capacity, and explicit_bzero cannot be elided.
+    unsafe { libc::explicit_bzero(v.as_mut_ptr().cast(), cap) };
 }
 
 impl std::io::Write for SecretBuf {
@@ -99,6 +113,7 @@ impl std::io::Write for SecretBuf {
 impl Drop for SecretBuf {
     fn drop(&mut self) {
         let held = self.bytes.len() as u64;
+        self.ledger.meter().free(self.bytes.capacity());
         wipe_vec(&mut self.bytes);
         self.ledger.record(WipeEntry {
             artifact: std::mem::take(&mut self.artifact),
@@ -108,6 +123,20 @@ impl Drop for SecretBuf {
             error: None,
             process: None,
         });
+    }
+}
+
+impl std::ops::Deref for SecretBuf {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl std::ops::DerefMut for SecretBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes
     }
 }
 

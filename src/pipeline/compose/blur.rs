@@ -2,43 +2,34 @@
 //! sum, so the cost per pixel does not depend on the radius. Integer sums, fixed order: the
 //! same bytes on every machine.
 
-/// Widths of the three boxes that approximate a Gaussian of standard deviation `sigma`.
-fn boxes(sigma: f32) -> [usize; 3] {
-    let n = 3.0f32;
-    let ideal = (12.0 * sigma * sigma / n + 1.0).sqrt();
-    let mut wl = ideal.floor() as usize;
-    if wl % 2 == 0 {
-        wl = wl.saturating_sub(1);
-    }
-    let wl = wl.max(1);
-    let wu = wl + 2;
-    let wlf = wl as f32;
-    let m = ((12.0 * sigma * sigma - n * wlf * wlf - 4.0 * n * wlf - 3.0 * n) / (-4.0 * wlf - 4.0))
-        .round()
-        .clamp(0.0, 3.0) as usize;
-    let mut out = [wu; 3];
-    for w in out.iter_mut().take(m) {
-        *w = wl;
-    }
-    out
-}
+use crate::recipe::cost::visits;
+use crate::wipe::{Ledger, SecretBuf};
 
 /// Blurs an interleaved image of `channels` bytes per pixel in place. Edges repeat the
 /// outermost pixel (pad with transparency first to let a layer's edge soften).
-pub fn blur(buf: &mut [u8], width: usize, height: usize, channels: usize, sigma: f32) {
+/// The scratch plane is a ledgered buffer, and the passes' pixel visits are counted.
+pub fn blur(
+    buf: &mut [u8],
+    width: usize,
+    height: usize,
+    channels: usize,
+    sigma: f32,
+    ledger: &Ledger,
+) {
     if sigma < 0.25 || width == 0 || height == 0 {
         return;
     }
-    let mut tmp = vec![0u8; buf.len()];
-    for w in boxes(sigma) {
+    let mut tmp = super::raster::plane(width, height, channels, "pixels.blur", ledger);
+    for w in visits::boxes(sigma) {
         let r = (w - 1) / 2;
         if r == 0 {
             continue;
         }
-        horizontal(buf, &mut tmp, width, height, channels, r);
-        vertical(&tmp, buf, width, height, channels, r);
+        horizontal(buf, tmp.as_mut_slice(), width, height, channels, r);
+        vertical(tmp.as_slice(), buf, width, height, channels, r);
     }
-    crate::wipe::wipe_bytes(&mut tmp);
+    ledger.visit(visits::blur(width as u64, height as u64, sigma));
+    SecretBuf::wipe(tmp);
 }
 
 /// `(sum + d/2) / d` by a 32-bit reciprocal: exact enough, and integer.
@@ -113,7 +104,7 @@ mod tests {
             (200.0, 0.1),
         ] {
             // Variance of a box of width w is (w² − 1) / 12; three boxes add up.
-            let var: f32 = boxes(sigma)
+            let var: f32 = visits::boxes(sigma)
                 .iter()
                 .map(|&w| ((w * w) as f32 - 1.0) / 12.0)
                 .sum();
@@ -125,7 +116,7 @@ mod tests {
     #[test]
     fn a_flat_image_stays_flat_and_a_point_spreads_symmetrically() {
         let mut flat = vec![77u8; 20 * 10 * 4];
-        blur(&mut flat, 20, 10, 4, 3.0);
+        blur(&mut flat, 20, 10, 4, 3.0, &Ledger::default());
         assert!(flat.iter().all(|&v| v == 77));
 
         let (w, h) = (41, 41);
@@ -135,7 +126,7 @@ mod tests {
                 plane[y * w + x] = 255;
             }
         }
-        blur(&mut plane, w, h, 1, 2.0);
+        blur(&mut plane, w, h, 1, 2.0, &Ledger::default());
         assert_eq!(plane[20 * w + 14], plane[20 * w + 26], "left and right");
         assert_eq!(plane[14 * w + 20], plane[26 * w + 20], "top and bottom");
         assert!(plane[20 * w + 20] > 200 && plane[20 * w + 10] < plane[20 * w + 14]);
@@ -143,9 +134,9 @@ mod tests {
 
     #[test]
     fn a_large_radius_costs_no_more_passes_than_a_small_one() {
-        assert_eq!(boxes(200.0).len(), boxes(1.0).len());
+        assert_eq!(visits::boxes(200.0).len(), visits::boxes(1.0).len());
         let mut plane = vec![0u8; 300 * 10];
         plane[150] = 255;
-        blur(&mut plane, 300, 10, 1, 200.0);
+        blur(&mut plane, 300, 10, 1, 200.0, &Ledger::default());
     }
 }

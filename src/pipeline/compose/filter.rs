@@ -20,31 +20,23 @@ pub fn apply(r: &mut Raster, filters: &[Filter], seed: u64) {
     }
 }
 
-/// How far, in pixels, the filters spread a layer beyond its edge (the margin it needs).
-pub fn spread(filters: &[Filter]) -> f32 {
-    filters
-        .iter()
-        .map(|f| match f {
-            Filter::Blur { radius } => 3.0 * radius,
-            _ => 0.0,
-        })
-        .sum()
-}
-
 fn apply_one(r: &mut Raster, f: &Filter, seed: u64) {
     let (w, h) = (r.width() as usize, r.height() as usize);
+    let ledger = r.ledger().clone();
     match *f {
-        Filter::Blur { radius } => blur(r.bytes_mut(), w, h, 4, radius),
+        Filter::Blur { radius } => blur(r.bytes_mut(), w, h, 4, radius, &ledger),
         Filter::Sharpen { amount, radius } => {
-            let mut soft = r.bytes().to_vec();
-            blur(&mut soft, w, h, 4, radius);
+            let mut soft = super::raster::plane(w, h, 4, "pixels.sharpen", &ledger);
+            soft.copy_from_slice(r.bytes());
+            ledger.visit((w * h) as u64);
+            blur(&mut soft, w, h, 4, radius, &ledger);
+            ledger.visit((w * h) as u64);
             for (p, s) in r.bytes_mut().chunks_exact_mut(4).zip(soft.chunks_exact(4)) {
                 for i in 0..3 {
                     let v = f32::from(p[i]);
                     p[i] = to_u8(v + amount * (v - f32::from(s[i]))).min(p[3]);
                 }
             }
-            crate::wipe::wipe_bytes(&mut soft);
         }
         Filter::Brightness { amount } => map(r, |c, _, _| c.map(|v| v * (1.0 + amount))),
         Filter::Contrast { amount } => {
@@ -118,6 +110,8 @@ fn unit(c: Color) -> [f32; 3] {
 /// Runs `op` on every visible pixel's straight colour (0–1), keeping alpha.
 fn map(r: &mut Raster, op: impl Fn([f32; 3], usize, usize) -> [f32; 3]) {
     let w = r.width() as usize;
+    r.ledger()
+        .visit(u64::from(r.width()) * u64::from(r.height()));
     for (i, p) in r.bytes_mut().chunks_exact_mut(4).enumerate() {
         let a = p[3];
         if a == 0 {

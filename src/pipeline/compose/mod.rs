@@ -20,9 +20,11 @@ use crate::config::Limits;
 use crate::intake::Job;
 use crate::pipeline::pixels::Pixels;
 use crate::protocol::{ErrorCode, JobError};
+use crate::recipe::cost::{circle_extent, filter_padding, rect_extent, rotated, soft_margin};
+use crate::recipe::layout::{self, Placement};
 use crate::recipe::{Area, Circle, Effects, Image, Layer, Recipe, Rect};
 use crate::wipe::Ledger;
-use place::{Placement, Source};
+use place::Source;
 use raster::Raster;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -41,9 +43,8 @@ pub struct Composed {
 /// Renders `recipe` with the job's inputs.
 pub fn compose(job: &Job, recipe: &Recipe, limits: &Limits) -> Result<Composed, JobError> {
     let started = Instant::now();
-    let whole = place::whole(recipe);
-    let mut uses = Vec::new();
-    place::placements(&recipe.layers, whole, "layers", &mut uses);
+    let whole = layout::whole_area(recipe);
+    let uses = layout::placements(recipe, whole);
     let sources = place::decode_sources(&job.inputs, &uses, limits, &job.ledger)?;
     let decoded = Instant::now();
     // Each decoded input is dropped (and wiped) right after its last placement, so it is not
@@ -104,7 +105,7 @@ fn draw_with(recipe: &Recipe, sources: Sources<'_>, ledger: &Ledger) -> Result<P
         recipe,
         sources: std::cell::RefCell::new(sources),
         ledger,
-        whole: place::whole(recipe),
+        whole: layout::whole_area(recipe),
     };
     let (w, h) = (recipe.canvas.width, recipe.canvas.height);
     let mut canvas = Raster::new(0, 0, w, h, "canvas", ledger);
@@ -163,7 +164,7 @@ impl Drawer<'_> {
             }
             Layer::Grid(g) => {
                 let mut cells = Vec::new();
-                place::placements(std::slice::from_ref(layer), self.whole, path, &mut cells);
+                layout::placements_in(std::slice::from_ref(layer), self.whole, path, &mut cells);
                 for cell in &cells {
                     let raster = self.place(cell)?;
                     self.finish(target, raster, &g.effects(), &cell.path);
@@ -201,29 +202,24 @@ impl Drawer<'_> {
         sticker: bool,
         path: &str,
     ) -> Result<(), JobError> {
-        let placement = place::image_placement(img, sticker, self.whole, path.to_owned());
+        let placement = layout::image_placement(img, sticker, self.whole, path.to_owned());
         let raster = self.place(&placement)?;
         self.finish(target, raster, &img.effects(), path);
         Ok(())
     }
 
     fn rect(&self, r: &Rect, path: &str) -> Raster {
-        let a = r.area.unwrap_or(self.whole);
-        let (x, y) = (a.x.round() as i32, a.y.round() as i32);
-        let (w, h) = (
-            (a.width.round() as u32).max(1),
-            (a.height.round() as u32).max(1),
-        );
-        let mut raster = Raster::new(x, y, w, h, "layer.rect", self.ledger);
-        let (wu, hu) = (w as usize, h as usize);
-        let outer = paint::rounded_rect(wu, hu, r.radius, 0.0);
+        let e = rect_extent(r, self.whole);
+        let mut raster = Raster::new(e.x, e.y, e.w, e.h, "layer.rect", self.ledger);
+        let (wu, hu) = (e.w as usize, e.h as usize);
+        let outer = paint::rounded_rect(wu, hu, r.radius, 0.0, self.ledger);
         if let Some(fill) = &r.fill {
             paint::fill(&mut raster, fill, self.seed(&format!("{path}.fill")));
             raster.mask(&outer);
         }
         if let Some(s) = &r.stroke {
-            let inner = paint::rounded_rect(wu, hu, r.radius, s.width);
-            let ring = paint::ring(&outer, &inner);
+            let inner = paint::rounded_rect(wu, hu, r.radius, s.width, self.ledger);
+            let ring = paint::ring(&outer, &inner, self.ledger);
             raster.fill_coverage(&ring, s.color.premultiplied(1.0));
         }
         raster
@@ -231,21 +227,19 @@ impl Drawer<'_> {
 
     fn circle(&self, c: &Circle, path: &str) -> Raster {
         let [cx, cy] = c.center;
-        let x = (cx - c.radius).floor() as i32 - 1;
-        let y = (cy - c.radius).floor() as i32 - 1;
-        let side = (2.0 * c.radius).ceil() as u32 + 3;
-        let mut raster = Raster::new(x, y, side, side, "layer.circle", self.ledger);
-        let (lx, ly) = (cx - x as f32, cy - y as f32);
-        let s = side as usize;
-        let outer = paint::circle(s, s, lx, ly, c.radius, 0.0);
+        let e = circle_extent(c);
+        let mut raster = Raster::new(e.x, e.y, e.w, e.h, "layer.circle", self.ledger);
+        let centre = (cx - e.x as f32, cy - e.y as f32);
+        let size = (e.w as usize, e.h as usize);
+        let outer = paint::circle(size, centre, c.radius, 0.0, self.ledger);
         if let Some(fill) = &c.fill {
             paint::fill(&mut raster, fill, self.seed(&format!("{path}.fill")));
             raster.mask(&outer);
         }
         if let Some(stroke) = &c.stroke {
-            let inner = paint::circle(s, s, lx, ly, c.radius, stroke.width);
+            let inner = paint::circle(size, centre, c.radius, stroke.width, self.ledger);
             raster.fill_coverage(
-                &paint::ring(&outer, &inner),
+                &paint::ring(&outer, &inner, self.ledger),
                 stroke.color.premultiplied(1.0),
             );
         }
@@ -256,7 +250,7 @@ impl Drawer<'_> {
     fn finish(&self, target: &mut Raster, raster: Raster, e: &Effects<'_>, path: &str) {
         let mut raster = raster;
         if !e.filters.is_empty() {
-            let margin = filter::spread(e.filters).ceil() as u32;
+            let margin = filter_padding(e.filters);
             if margin > 0 {
                 raster = raster.padded(margin, self.ledger);
             }
@@ -288,14 +282,13 @@ impl Drawer<'_> {
         color: crate::recipe::Color,
         offset: (f32, f32),
     ) -> Raster {
-        let margin = (3.0 * sigma).ceil() as u32 + 2;
+        let margin = soft_margin(sigma);
         let (mut plane, w, h) = raster.alpha_plane(margin);
-        blur::blur(&mut plane, w as usize, h as usize, 1, sigma);
+        blur::blur(&mut plane, w as usize, h as usize, 1, sigma, self.ledger);
         let x = raster.x - margin as i32 + offset.0.round() as i32;
         let y = raster.y - margin as i32 + offset.1.round() as i32;
         let mut out = Raster::new(x, y, w, h, "layer.shadow", self.ledger);
         out.fill_coverage(&plane, color.premultiplied(1.0));
-        crate::wipe::wipe_bytes(&mut plane);
         out
     }
 }
@@ -305,13 +298,16 @@ pub fn rotate(src: &Raster, degrees: f32, ledger: &Ledger) -> Raster {
     let rad = degrees.to_radians();
     let (sin, cos) = (libm::sinf(rad), libm::cosf(rad));
     let (sw, sh) = (src.width() as f32, src.height() as f32);
-    let w = ((sw * cos.abs() + sh * sin.abs()).ceil() as u32) + 2;
-    let h = ((sw * sin.abs() + sh * cos.abs()).ceil() as u32) + 2;
+    let (w, h) = rotated(src.width(), src.height(), degrees);
     let cx = src.x as f32 + sw / 2.0;
     let cy = src.y as f32 + sh / 2.0;
     let x = (cx - w as f32 / 2.0).round() as i32;
     let y = (cy - h as f32 / 2.0).round() as i32;
     let mut out = Raster::new(x, y, w, h, "layer.rotated", ledger);
+    ledger.visit(crate::recipe::cost::visits::rotate(
+        u64::from(w),
+        u64::from(h),
+    ));
     let (ow, oh) = (src.width() as i64, src.height() as i64);
     let from = src.bytes();
     let sample = |px: i64, py: i64, k: usize| -> f32 {
@@ -492,3 +488,6 @@ mod tests {
         assert!(turned.width() > 50 && turned.height() > 30);
     }
 }
+
+#[cfg(test)]
+mod cost_tests;

@@ -5,8 +5,10 @@
 //! functions: the same recipe gives the same bytes on every machine. Gradients are dithered
 //! with a 4×4 Bayer matrix, so deep midnight blues do not band.
 
-use super::raster::{to_u8, Raster};
+use super::raster::{plane, to_u8, Raster};
+use crate::recipe::cost::{paint_weight, visits};
 use crate::recipe::{disc_defaults, Color, Discs, Paint, Stop};
+use crate::wipe::{Ledger, SecretBuf};
 
 /// SplitMix64: a tiny, well-known, seedable generator.
 pub struct Rng(u64);
@@ -106,6 +108,8 @@ fn even_stops(colors: &[Color]) -> Vec<(f32, [f32; 4])> {
 /// relative to the raster: a gradient spans it, a pattern starts at its corner.
 pub fn fill(r: &mut Raster, paint: &Paint, seed: u64) {
     let (w, h) = (r.width() as usize, r.height() as usize);
+    r.ledger()
+        .visit(visits::paint(paint_weight(paint), (w * h) as u64));
     let (wf, hf) = (w as f32, h as f32);
     let px = r.bytes_mut();
     px.fill(0);
@@ -253,6 +257,9 @@ fn disc(r: &mut Raster, cx: f32, cy: f32, radius: f32, softness: f32, c: [f32; 4
     let y0 = ((cy - radius).floor() as i64).max(0);
     let y1 = ((cy + radius).ceil() as i64).min(h - 1);
     let edge = (radius * softness).max(0.75);
+    if x1 >= x0 && y1 >= y0 {
+        r.ledger().visit(((x1 - x0 + 1) * (y1 - y0 + 1)) as u64);
+    }
     let px = r.bytes_mut();
     for y in y0..=y1 {
         for x in x0..=x1 {
@@ -275,11 +282,12 @@ fn disc(r: &mut Raster, cx: f32, cy: f32, radius: f32, softness: f32, c: [f32; 4
 /// Coverage (0–255) of a rounded rectangle filling a `w`×`h` plane, inset by `inset` pixels,
 /// with corner radius `radius` (shrunk by the inset). Signed distance, one pixel of
 /// anti-aliasing.
-pub fn rounded_rect(w: usize, h: usize, radius: f32, inset: f32) -> Vec<u8> {
+pub fn rounded_rect(w: usize, h: usize, radius: f32, inset: f32, ledger: &Ledger) -> SecretBuf {
     let (hw, hh) = (w as f32 / 2.0 - inset, h as f32 / 2.0 - inset);
     let r = (radius - inset).clamp(0.0, hw.min(hh).max(0.0));
-    let mut out = vec![0u8; w * h];
-    for (i, o) in out.iter_mut().enumerate() {
+    let mut out = plane(w, h, 1, "pixels.mask", ledger);
+    ledger.visit((w * h) as u64);
+    for (i, o) in out.as_mut_slice().iter_mut().enumerate() {
         let (x, y) = ((i % w) as f32 + 0.5, (i / w) as f32 + 0.5);
         let qx = (x - w as f32 / 2.0).abs() - (hw - r);
         let qy = (y - h as f32 / 2.0).abs() - (hh - r);
@@ -292,10 +300,17 @@ pub fn rounded_rect(w: usize, h: usize, radius: f32, inset: f32) -> Vec<u8> {
 
 /// Coverage of a circle of `radius` inset by `inset`, centred in a `w`×`h` plane at
 /// (`cx`, `cy`).
-pub fn circle(w: usize, h: usize, cx: f32, cy: f32, radius: f32, inset: f32) -> Vec<u8> {
+pub fn circle(
+    (w, h): (usize, usize),
+    (cx, cy): (f32, f32),
+    radius: f32,
+    inset: f32,
+    ledger: &Ledger,
+) -> SecretBuf {
     let r = radius - inset;
-    let mut out = vec![0u8; w * h];
-    for (i, o) in out.iter_mut().enumerate() {
+    let mut out = plane(w, h, 1, "pixels.mask", ledger);
+    ledger.visit((w * h) as u64);
+    for (i, o) in out.as_mut_slice().iter_mut().enumerate() {
         let (x, y) = ((i % w) as f32 + 0.5 - cx, (i / w) as f32 + 0.5 - cy);
         let d = (x * x + y * y).sqrt() - r;
         *o = to_u8((0.5 - d).clamp(0.0, 1.0) * 255.0);
@@ -304,12 +319,18 @@ pub fn circle(w: usize, h: usize, cx: f32, cy: f32, radius: f32, inset: f32) -> 
 }
 
 /// `outer` minus `inner`: the ring between two coverages (a stroke drawn inside an edge).
-pub fn ring(outer: &[u8], inner: &[u8]) -> Vec<u8> {
-    outer
-        .iter()
-        .zip(inner)
-        .map(|(&o, &i)| o.saturating_sub(i))
-        .collect()
+pub fn ring(outer: &SecretBuf, inner: &SecretBuf, ledger: &Ledger) -> SecretBuf {
+    let mut out = plane(outer.len(), 1, 1, "pixels.mask", ledger);
+    ledger.visit(outer.len() as u64);
+    for ((d, &o), &i) in out
+        .as_mut_slice()
+        .iter_mut()
+        .zip(outer.as_slice())
+        .zip(inner.as_slice())
+    {
+        *d = o.saturating_sub(i);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -419,19 +440,20 @@ mod tests {
 
     #[test]
     fn a_rounded_rect_is_clear_in_its_corners_and_solid_inside() {
-        let m = rounded_rect(100, 60, 20.0, 0.0);
+        let ledger = Ledger::default();
+        let m = rounded_rect(100, 60, 20.0, 0.0, &ledger);
         assert_eq!(m[0], 0);
         assert_eq!(m[30 * 100 + 50], 255);
         assert_eq!(m[30 * 100], 255, "the middle of the left edge is inside");
-        let inner = rounded_rect(100, 60, 20.0, 4.0);
-        let border = ring(&m, &inner);
+        let inner = rounded_rect(100, 60, 20.0, 4.0, &ledger);
+        let border = ring(&m, &inner, &ledger);
         assert_eq!(border[30 * 100 + 1], 255);
         assert_eq!(border[30 * 100 + 50], 0);
     }
 
     #[test]
     fn a_circle_covers_its_disc() {
-        let m = circle(21, 21, 10.5, 10.5, 10.0, 0.0);
+        let m = circle((21, 21), (10.5, 10.5), 10.0, 0.0, &Ledger::default());
         assert_eq!(m[10 * 21 + 10], 255);
         assert_eq!(m[0], 0);
     }

@@ -2,7 +2,15 @@
 //! integer arithmetic that blends them. Integer blending gives the same bytes on every machine.
 
 use crate::pipeline::pixels::{Layout, Pixels};
-use crate::wipe::Ledger;
+use crate::recipe::cost::visits;
+use crate::wipe::{Ledger, SecretBuf};
+
+/// A zeroed `w`×`h` plane of `channels` bytes per pixel (a coverage mask, a blur's scratch,
+/// a shadow's alpha): a ledgered buffer, its allocation counted like a raster's.
+pub fn plane(w: usize, h: usize, channels: usize, what: &str, ledger: &Ledger) -> SecretBuf {
+    ledger.visit(visits::alloc(w as u64, h as u64));
+    SecretBuf::zeroed(w * h * channels, what, ledger)
+}
 
 /// Premultiplied RGBA pixels with their top-left corner at (`x`, `y`) in canvas pixels.
 #[derive(Debug)]
@@ -62,6 +70,16 @@ impl Raster {
         self.px.buf.as_mut_slice()
     }
 
+    /// The job's ledger (where this raster's work is counted).
+    pub fn ledger(&self) -> &Ledger {
+        self.px.buf.ledger()
+    }
+
+    fn visit_all(&self) {
+        self.ledger()
+            .visit(u64::from(self.width()) * u64::from(self.height()));
+    }
+
     /// Draws `src` over this raster, scaled by `opacity` (0–1), where they overlap.
     pub fn draw(&mut self, src: &Raster, opacity: f32) {
         let op = (opacity.clamp(0.0, 1.0) * 255.0 + 0.5) as u32;
@@ -78,6 +96,7 @@ impl Raster {
         if x0 >= x1 || y0 >= y1 {
             return;
         }
+        self.ledger().visit((x1 - x0) as u64 * (y1 - y0) as u64);
         let n = (x1 - x0) as usize * 4;
         let dst_stride = dw as usize * 4;
         let src_stride = sw as usize * 4;
@@ -92,6 +111,7 @@ impl Raster {
 
     /// Multiplies every pixel by a coverage value (0–255) from `mask`, one byte per pixel.
     pub fn mask(&mut self, mask: &[u8]) {
+        self.visit_all();
         for (px, &m) in self.bytes_mut().chunks_exact_mut(4).zip(mask) {
             if m != 255 {
                 let m = u32::from(m);
@@ -104,6 +124,7 @@ impl Raster {
 
     /// Draws a solid `color` (premultiplied 0–255 floats) over this raster through `coverage`.
     pub fn fill_coverage(&mut self, coverage: &[u8], color: [f32; 4]) {
+        self.visit_all();
         let c = color.map(to_u8);
         let src = u32::from(c[3]);
         if src == 0 {
@@ -124,10 +145,12 @@ impl Raster {
     }
 
     /// The alpha channel as a plane, with `margin` transparent pixels on every side.
-    pub fn alpha_plane(&self, margin: u32) -> (Vec<u8>, u32, u32) {
+    pub fn alpha_plane(&self, margin: u32) -> (SecretBuf, u32, u32) {
         let (w, h) = (self.width(), self.height());
         let (pw, ph) = (w + 2 * margin, h + 2 * margin);
-        let mut plane = vec![0u8; pw as usize * ph as usize];
+        let mut out = plane(pw as usize, ph as usize, 1, "pixels.alpha", self.ledger());
+        self.visit_all();
+        let plane = out.as_mut_slice();
         for (y, row) in self.bytes().chunks_exact(w as usize * 4).enumerate() {
             let start = (y + margin as usize) * pw as usize + margin as usize;
             for (d, px) in plane[start..start + w as usize]
@@ -137,7 +160,7 @@ impl Raster {
                 *d = px[3];
             }
         }
-        (plane, pw, ph)
+        (out, pw, ph)
     }
 
     /// A copy grown by `margin` transparent pixels on every side (for effects that spread).
@@ -193,6 +216,8 @@ fn over_row(dst: &mut [u8], src: &[u8], op: u32) {
 
 /// Premultiplied RGBA → straight RGBA, or RGB when fully opaque.
 pub fn unpremultiply(raster: Raster, ledger: &Ledger) -> Pixels {
+    raster.visit_all();
+    raster.visit_all();
     let opaque = raster.is_opaque();
     let (w, h) = (raster.width(), raster.height());
     if opaque {
@@ -222,6 +247,7 @@ pub fn unpremultiply(raster: Raster, ledger: &Ledger) -> Pixels {
 /// Straight pixels of any layout → a premultiplied raster at (`x`, `y`).
 pub fn premultiply(src: &Pixels, x: i32, y: i32, ledger: &Ledger) -> Raster {
     let mut out = Raster::new(x, y, src.width, src.height, "layer.photo", ledger);
+    out.visit_all();
     let to = out.bytes_mut();
     let from = src.buf.as_slice();
     match src.layout {

@@ -8,9 +8,9 @@
 //! shaping and no kerning.
 
 use super::blur::blur;
-use super::raster::{to_u8, Raster};
+use super::raster::{plane, to_u8, Raster};
 use crate::recipe::{Align, Text, VAlign, Weight};
-use crate::wipe::Ledger;
+use crate::wipe::{Ledger, SecretBuf};
 use ab_glyph::{point, Font, FontRef, PxScale, ScaleFont};
 
 static REGULAR: &[u8] = include_bytes!("../../../assets/fonts/Inter-Regular.otf");
@@ -136,11 +136,11 @@ pub fn render(t: &Text, ledger: &Ledger) -> Raster {
         font: scaled,
         spacing: t.letter_spacing,
     };
-    let outline = t.outline.map_or(0.0, |o| o.width);
-    let margin = outline.ceil() as usize + 2;
-    let (bw, bh) = (t.area.width.ceil() as usize, t.area.height.ceil() as usize);
-    let (w, h) = (bw + 2 * margin, bh + 2 * margin);
-    let mut coverage = vec![0u8; w * h];
+    let margin = crate::recipe::cost::text_margin(t) as usize;
+    let extent = crate::recipe::cost::text_extent(t);
+    let (w, h) = (extent.w as usize, extent.h as usize);
+    let mut coverage = plane(w, h, 1, "pixels.text", ledger);
+    let mut glyph_visits = 0u64;
 
     let line_px = t.size * t.line_height;
     let block = line_px * lines.len() as f32;
@@ -170,6 +170,7 @@ pub fn render(t: &Text, ledger: &Ledger) -> Raster {
             if let Some(outlined) = face.outline_glyph(glyph) {
                 let b = outlined.px_bounds();
                 outlined.draw(|gx, gy, c| {
+                    glyph_visits += 1;
                     let x = b.min.x as i64 + i64::from(gx);
                     let y = b.min.y as i64 + i64::from(gy);
                     if (0..w as i64).contains(&x) && (0..h as i64).contains(&y) {
@@ -183,12 +184,11 @@ pub fn render(t: &Text, ledger: &Ledger) -> Raster {
         }
     }
 
-    let x = t.area.x.floor() as i32 - margin as i32;
-    let y = t.area.y.floor() as i32 - margin as i32;
-    let mut raster = Raster::new(x, y, w as u32, h as u32, "layer.text", ledger);
+    ledger.visit(glyph_visits);
+    let mut raster = Raster::new(extent.x, extent.y, extent.w, extent.h, "layer.text", ledger);
     if let Some(o) = &t.outline {
-        let mut ring = dilate(&coverage, w, h, o.width.ceil() as usize);
-        blur(&mut ring, w, h, 1, 0.6);
+        let mut ring = dilate(&coverage, w, h, o.width.ceil() as usize, ledger);
+        blur(&mut ring, w, h, 1, 0.6, ledger);
         raster.fill_coverage(&ring, o.color.premultiplied(1.0));
     }
     raster.fill_coverage(&coverage, t.color.premultiplied(1.0));
@@ -196,8 +196,11 @@ pub fn render(t: &Text, ledger: &Ledger) -> Raster {
 }
 
 /// Grows coverage by `r` pixels (a separable maximum filter).
-fn dilate(src: &[u8], w: usize, h: usize, r: usize) -> Vec<u8> {
-    let mut across = vec![0u8; src.len()];
+fn dilate(src: &[u8], w: usize, h: usize, r: usize, ledger: &Ledger) -> SecretBuf {
+    ledger.visit(crate::recipe::cost::visits::dilate(
+        w as u64, h as u64, r as u64,
+    ));
+    let mut across = plane(w, h, 1, "pixels.text", ledger);
     for y in 0..h {
         for x in 0..w {
             let (lo, hi) = (x.saturating_sub(r), (x + r).min(w - 1));
@@ -208,7 +211,7 @@ fn dilate(src: &[u8], w: usize, h: usize, r: usize) -> Vec<u8> {
                 .unwrap_or(0);
         }
     }
-    let mut out = vec![0u8; src.len()];
+    let mut out = plane(w, h, 1, "pixels.text", ledger);
     for y in 0..h {
         let (lo, hi) = (y.saturating_sub(r), (y + r).min(h - 1));
         for x in 0..w {
