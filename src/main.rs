@@ -65,14 +65,15 @@ enum Command {
         #[arg(long, default_value = "demo-out")]
         out: PathBuf,
     },
-    /// Check the signature of a receipt printed by `submit`.
+    /// Check the attestation of a reply printed by `submit` against the worker's pinned key,
+    /// and every fact it attests against the reply, the request digest and the written files.
     VerifyReceipt {
         /// The JSON printed by `submit`.
         file: PathBuf,
-        /// The worker's public key (64 hex digits, as logged at its start). Without it, only
-        /// the signature's integrity is checked, not who made it.
-        #[arg(long)]
-        public_key: Option<String>,
+        /// The worker's public key (64 hex digits, as logged at its start). Required: a
+        /// signature checked against a key taken from the message itself proves nothing.
+        #[arg(long, env = "MIDNIT_RECEIPT_PUBLIC_KEY")]
+        public_key: String,
     },
     /// Ask the running worker's health listener (`http_addr`) for a path, exit 0 on HTTP 200:
     /// for container health checks, which have no curl.
@@ -136,6 +137,10 @@ fn main() -> ExitCode {
         let args: Vec<String> = std::env::args().skip(2).collect();
         std::process::exit(executor::child::run_child(&args));
     }
+    if std::env::args().nth(1).as_deref() == Some(executor::selftest::SELFTEST_COMMAND) {
+        let args: Vec<String> = std::env::args().skip(2).collect();
+        std::process::exit(executor::selftest::run_selftest(&args));
+    }
     let cli = Cli::parse();
     telemetry::init(cli.log_json);
     telemetry::disable_core_dumps();
@@ -178,8 +183,9 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             timeout,
         } => {
             let timeout = Duration::from_secs(timeout);
-            let (reply, id) = commands::submit(&config, &request, &out, timeout).await?;
-            commands::print_reply(&reply, Some(&id), &out)?;
+            let sent = commands::submit(&config, &request, &out, timeout).await?;
+            let submitted = (sent.correlation_id.as_str(), &sent.request_sha256);
+            commands::print_reply(&sent.reply, Some(submitted), &out)?;
         }
         Command::Render { request, out } => {
             let reply = commands::render(&config, &request, &out).await?;
@@ -232,13 +238,12 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             println!("{path}: ok");
         }
         Command::VerifyReceipt { file, public_key } => {
-            let key = commands::verify_receipt(&file, public_key.as_deref())?;
-            let trust = if public_key.is_some() {
-                "the trusted key"
-            } else {
-                "key (not checked against a trusted one)"
-            };
-            println!("valid: receipt signed by {trust} {key}");
+            let kid = commands::verify_receipt(&file, &public_key)?;
+            println!(
+                "valid: attested by the pinned key {} (key id {kid}); status, request digest, \
+                 outputs and receipt all match",
+                public_key.trim()
+            );
         }
     }
     Ok(())

@@ -8,12 +8,15 @@
 //! a child that overruns it. No child ever serves a second job.
 //!
 //! Start-up (fork, exec, loading, installing seccomp) is taken off the job's path by a pool of
-//! pre-started renderers: each waits, already confined, for its one job on stdin. When a job
-//! takes one, a replacement is started in the background. A pre-started renderer is exec'd
-//! with the largest memory limit; the worker lowers it to the job's own limit (`prlimit`)
-//! before sending the job.
+//! pre-started renderers: each waits, already confined, for its one job on stdin (one end of a
+//! Unix socket pair, so spill files can follow the job as descriptors). When a job takes one, a
+//! replacement is started in the background. A pre-started renderer is exec'd with the largest
+//! memory limit; the worker lowers it to the job's own limit (`prlimit`) before sending the job.
+//!
+//! The renderer's answer is hostile input: it is read length-first within bounds and checked
+//! against the job ([`super::child::accept`]) before anything of it is used.
 
-use super::child::{child_args, decode_reply, encode_job, READY};
+use super::child::{accept, child_args, encode_job, EncodedJob, READY};
 use super::sandbox::Sandbox;
 use super::{BoxFuture, Executor};
 use crate::config::Limits;
@@ -21,7 +24,7 @@ use crate::intake::Job;
 use crate::pipeline::Rendered;
 use crate::protocol::{ErrorCode, JobError};
 use crate::wipe::{Ledger, SecretBuf};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
@@ -29,6 +32,12 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Child;
 use tokio::sync::Semaphore;
+
+/// A started renderer and the worker's end of its stdin socket.
+struct Renderer {
+    child: Child,
+    socket: std::os::unix::net::UnixStream,
+}
 
 /// Memory every renderer gets besides its pixels: code, stacks, codec tables.
 const BASE_MEMORY: u64 = 256 << 20;
@@ -47,33 +56,39 @@ struct Spares {
     sandbox: Sandbox,
     /// How many to keep ready (0: start each renderer when its job comes).
     target: usize,
-    ready: std::sync::Mutex<Vec<Child>>,
+    ready: std::sync::Mutex<Vec<Renderer>>,
     /// Wakes the spawner thread (absent when `target` is 0).
     wake: Option<std::sync::Mutex<std::sync::mpsc::Sender<()>>>,
 }
 
 impl Spares {
     /// Starts a renderer; a `warm` one exercises the pipeline while it waits for its job.
-    fn spawn(&self, warm: bool) -> std::io::Result<Child> {
+    fn spawn(&self, warm: bool) -> std::io::Result<Renderer> {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
         let mut command = tokio::process::Command::new(&self.binary);
         command
             .args(child_args(std::process::id(), self.sandbox, warm))
             .env_clear()
-            .stdin(Stdio::piped())
+            .stdin(Stdio::from(OwnedFd::from(theirs)))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         // No pre_exec hook: the renderer limits itself before reading its job, and the standard
         // library can start it with posix_spawn instead of fork.
-        command.spawn()
+        let child = command.spawn()?;
+        ours.set_nonblocking(true)?;
+        Ok(Renderer {
+            child,
+            socket: ours,
+        })
     }
 
     /// A ready renderer that is still alive, if there is one.
-    fn take(&self) -> Option<Child> {
+    fn take(&self) -> Option<Renderer> {
         let mut ready = self.ready.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some(mut child) = ready.pop() {
-            if matches!(child.try_wait(), Ok(None)) {
-                return Some(child);
+        while let Some(mut renderer) = ready.pop() {
+            if matches!(renderer.child.try_wait(), Ok(None)) {
+                return Some(renderer);
             }
         }
         None
@@ -92,11 +107,11 @@ impl Spares {
                 return;
             }
             match self.spawn(true) {
-                Ok(child) => self
+                Ok(renderer) => self
                     .ready
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .push(child),
+                    .push(renderer),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot pre-start a renderer");
                     return;
@@ -196,27 +211,31 @@ impl Isolated {
         }
     }
 
-    /// The largest reply a renderer may announce: every output at its largest, as RGBA PNG.
-    fn max_reply_bytes(&self) -> u64 {
-        let l = &self.limits;
-        (l.max_outputs as u64).saturating_mul(l.max_output_pixels.saturating_mul(4)) + (1 << 20)
+    /// The largest first frame a renderer may announce: the reply limit and some room.
+    fn max_answer_bytes(&self) -> u64 {
+        self.limits.max_reply_bytes as u64 + (1 << 20)
     }
 
     /// The memory limit for `job`: a base, plus six times the largest decoded form of its
-    /// inputs (decoder buffers, conversions, resize intermediates), capped by the configured
-    /// maximum.
+    /// inputs (decoder buffers, conversions, resize intermediates), three copies of every output
+    /// at the size it will really have (not the box it asked for), and the peak of drawing its
+    /// recipe, capped by the configured maximum.
     pub fn memory_for(&self, job: &Job) -> u64 {
         let pixels: u64 = job
             .inputs
             .iter()
-            .map(|i| u64::from(i.header.width) * u64::from(i.header.height))
+            .map(|i| {
+                let (w, h) = i.header.extent();
+                u64::from(w) * u64::from(h)
+            })
             .sum();
-        let outputs: u64 = job
-            .outputs
-            .iter()
-            .map(|o| u64::from(o.width.unwrap_or(0)) * u64::from(o.height.unwrap_or(0)))
-            .sum();
-        let canvas = job.recipe.as_ref().map_or(0, |r| r.working_bytes());
+        let outputs: u64 = crate::pipeline::output_pixels(job);
+        let shapes = job.shapes();
+        let shape = |name: &str| shapes.iter().find(|(n, _)| *n == name).map(|(_, s)| *s);
+        let canvas = job
+            .recipe
+            .as_ref()
+            .map_or(0, |r| crate::recipe::estimate(r, &shape).peak_bytes);
         (BASE_MEMORY + pixels * 4 * 6 + outputs * 4 * 3 + canvas).min(self.max_memory)
     }
 }
@@ -237,22 +256,37 @@ fn internal(message: impl Into<String>) -> JobError {
 
 impl Isolated {
     async fn run(&self, mut job: Job) -> Result<Rendered, JobError> {
-        let request = encode_job(&job, &self.limits);
         let memory = self.memory_for(&job);
-        // The renderer gets its own copy of in-memory inputs: wipe ours now. Spill files stay
-        // (the renderer reads them) and are wiped when the job is dropped, after it exits.
-        job.inputs
-            .retain(|i| !matches!(i.data, crate::intake::InputData::Memory(_)));
-        let mut child = match self.spares.take() {
-            Some(child) => child,
+        let (encoded, mut job) = {
+            // Encoding copies every input: off the async runtime.
+            let limits = self.limits.clone();
+            tokio::task::spawn_blocking(move || {
+                let encoded = encode_job(&job, &limits);
+                // The renderer gets its own copy of in-memory inputs: wipe ours now. Spill files
+                // stay (the renderer reads them) and are wiped when the job is dropped, after it
+                // exits.
+                job.inputs
+                    .retain(|i| !matches!(i.data, crate::intake::InputData::Memory(_)));
+                (encoded, job)
+            })
+            .await
+            .map_err(|_| internal("encoding the job for the renderer failed"))?
+        };
+        let EncodedJob {
+            message,
+            descriptors,
+        } = encoded?;
+        let Renderer { mut child, socket } = match self.spares.take() {
+            Some(renderer) => renderer,
             None => self
                 .spares
                 .spawn(false)
                 .map_err(|e| internal(format!("cannot start a renderer: {e}")))?,
         };
         self.spares.refill();
-        let (mut stdin, mut stdout, stderr) = (
-            child.stdin.take().expect("piped"),
+        let socket = tokio::net::UnixStream::from_std(socket)
+            .map_err(|e| internal(format!("renderer socket: {e}")))?;
+        let (mut stdout, stderr) = (
             child.stdout.take().expect("piped"),
             child.stderr.take().expect("piped"),
         );
@@ -270,40 +304,55 @@ impl Isolated {
             .ok_or_else(|| internal("the renderer exited before its job"))?;
         set_memory_limit(pid, memory)
             .map_err(|e| internal(format!("cannot limit the renderer's memory: {e}")))?;
-        // Big pipes: the job and the reply cross in a few writes instead of 64 KiB ping-pong.
-        for fd in [stdin.as_raw_fd(), stdout.as_raw_fd()] {
-            widen_pipe(fd);
-        }
+        // A big pipe: the answer crosses in a few writes instead of 64 KiB ping-pong.
+        widen_pipe(stdout.as_raw_fd());
+        let writer = send_job(socket, message, descriptors);
         let ledger = job.ledger.clone();
-        let writer = async move {
-            let length = (request.len() as u64).to_le_bytes();
-            let _ = stdin.write_all(&length).await;
-            let _ = stdin.write_all(request.as_slice()).await;
-            drop(stdin); // the child reads exactly `length` bytes, then renders
-            request.wipe();
+        let max = self.max_answer_bytes();
+        let reader = async {
+            let first = read_frame(&mut stdout, &ledger, "renderer.reply", max).await?;
+            let report = read_frame(&mut stdout, &ledger, "renderer.report", 1 << 20).await?;
+            Ok((first, report))
         };
-        let reader = read_reply(stdout, ledger.clone(), self.max_reply_bytes());
         let work = async { tokio::join!(writer, reader).1 };
         let outcome = tokio::time::timeout_at(deadline, work).await;
-        let Ok(reply) = outcome else {
+        let Ok(answer) = outcome else {
             let _ = child.kill().await;
             return Err(JobError::new(
                 ErrorCode::JobTimeout,
                 format!(
-                    "rendering took longer than {} s",
+                    "rendering took longer than {} s (max_job_seconds)",
                     self.limits.max_job_seconds
                 ),
             ));
         };
-        if let Some(reply) = reply {
-            // A whole reply: the renderer is exiting; reap it off the job's path.
+        let answer = match answer {
+            Ok(frames) => Some(frames),
+            Err(Frame::Oversized) => {
+                let _ = child.kill().await;
+                return Err(internal(
+                    "the renderer announced a larger answer than allowed",
+                ));
+            }
+            Err(Frame::Ended) => None,
+        };
+        if let Some((first, report)) = answer {
+            // A whole answer: the renderer is exiting; reap it off the job's path.
             drop(stderr);
             tokio::spawn(async move {
                 let _ = child.wait().await;
             });
-            return decode_reply(&reply, &ledger);
+            let (plans, limits) = (std::mem::take(&mut job.outputs), self.limits.clone());
+            // Checking copies the outputs into the job's buffers: off the runtime too.
+            return tokio::task::spawn_blocking(move || {
+                let accepted = accept(&first, &report, &plans, &limits, &ledger);
+                drop(job);
+                accepted
+            })
+            .await
+            .unwrap_or_else(|_| Err(internal("checking the renderer's answer failed")));
         }
-        // No whole reply: the renderer died. Its exit status and last words say why.
+        // No whole answer: the renderer died. Its exit status and last words say why.
         let ended = async {
             let diag = read_tail(stderr).await;
             (diag, child.wait().await)
@@ -317,6 +366,35 @@ impl Isolated {
             }
         }
     }
+}
+
+/// Sends the job on the renderer's socket: its length, the message, the number of spill
+/// descriptors, then the descriptors themselves. Failures are not reported here: a renderer
+/// that did not get its job does not answer, and that is reported.
+async fn send_job(
+    mut socket: tokio::net::UnixStream,
+    message: SecretBuf,
+    descriptors: Vec<std::fs::File>,
+) {
+    let length = (message.len() as u64).to_le_bytes();
+    let count = [descriptors.len() as u8];
+    let sent = async {
+        socket.write_all(&length).await?;
+        socket.write_all(message.as_slice()).await?;
+        socket.write_all(&count).await?;
+        if !descriptors.is_empty() {
+            let fds: Vec<_> = descriptors.iter().map(AsRawFd::as_raw_fd).collect();
+            socket
+                .async_io(tokio::io::Interest::WRITABLE, || {
+                    super::fdpass::send(socket.as_raw_fd(), &fds)
+                })
+                .await?;
+        }
+        std::io::Result::Ok(())
+    };
+    let _ = sent.await;
+    message.wipe();
+    drop(descriptors);
 }
 
 /// Why a renderer died, from its exit status and the runtime's last words on stderr (which
@@ -344,23 +422,35 @@ fn classify(status: ExitStatus, stderr: &str, limits: &Limits) -> JobError {
     }
 }
 
-/// Reads the renderer's length-framed reply; `None` if the stream ends before a whole reply
-/// (the renderer died) or announces more than `max` bytes.
-async fn read_reply(
-    mut from: impl AsyncRead + Unpin,
-    ledger: Ledger,
+/// Why a frame of the renderer's answer was not read.
+enum Frame {
+    /// The stream ended first (the renderer died).
+    Ended,
+    /// It announced more bytes than a frame may have.
+    Oversized,
+}
+
+/// Reads one length-framed frame of the renderer's answer, at most `max` bytes.
+async fn read_frame(
+    from: &mut (impl AsyncRead + Unpin),
+    ledger: &Ledger,
+    artifact: &str,
     max: u64,
-) -> Option<SecretBuf> {
+) -> Result<SecretBuf, Frame> {
     let mut length = [0u8; 8];
-    from.read_exact(&mut length).await.ok()?;
+    from.read_exact(&mut length)
+        .await
+        .map_err(|_| Frame::Ended)?;
     let length = u64::from_le_bytes(length);
     if length > max {
-        return None;
+        return Err(Frame::Oversized);
     }
-    let length = usize::try_from(length).ok()?;
-    let mut buf = SecretBuf::new(vec![0; length], "renderer.reply", &ledger);
-    from.read_exact(buf.as_mut_slice()).await.ok()?;
-    Some(buf)
+    let length = usize::try_from(length).map_err(|_| Frame::Oversized)?;
+    let mut buf = SecretBuf::new(vec![0; length], artifact, ledger);
+    from.read_exact(buf.as_mut_slice())
+        .await
+        .map_err(|_| Frame::Ended)?;
+    Ok(buf)
 }
 
 /// The last few kilobytes of the renderer's stderr.

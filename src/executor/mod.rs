@@ -6,9 +6,11 @@
 //! really ends, so the limit on parallel work holds.
 
 pub mod child;
+mod fdpass;
 pub mod isolated;
 mod sandbox;
 pub mod seccomp;
+pub mod selftest;
 
 pub use isolated::Isolated;
 

@@ -1,14 +1,21 @@
 //! The renderer's system-call allowlist (seccomp-bpf), installed by the renderer itself once
-//! it has started and before it reads the job.
+//! it has started and before it reads its job.
 //!
-//! A renderer reads its job from stdin, may open its spill file read-only, allocates memory,
-//! may start threads (a decoder's worker threads), writes the result to stdout and exits.
-//! Everything else — sockets, writing or creating files, starting processes, ptrace — fails
-//! with EPERM.
+//! After this, a renderer can only compute: read its job (stdin, a Unix socket, and the spill
+//! descriptors passed over it), allocate non-executable memory, start threads (a decoder's
+//! worker threads), write its answer to stdout (and a last word to stderr) and exit.
 //!
-//! Threads: `clone` is allowed only with `CLONE_THREAD` (a new process never is). `clone3`
-//! passes its flags in memory, where a filter cannot look, so a second filter answers it
-//! `ENOSYS`, and the C library falls back to `clone`.
+//! - Files: no `open`/`openat` at all (spill files arrive as descriptors), no path-based
+//!   `stat`; `fstat` on its own descriptors only.
+//! - Signals: `tgkill` only to its own process (what `abort` and thread wake-ups use); no
+//!   `kill`, no `F_SETOWN` (which would have the kernel signal another process).
+//! - Memory: `mmap`/`mprotect` never with `PROT_EXEC`, so no page becomes executable.
+//! - Nothing else: no sockets, no `execve`, no `fork` (`clone` only with `CLONE_THREAD`), no
+//!   `ptrace`, no `process_vm_readv`, no `prctl`. Everything unlisted fails with EPERM.
+//!
+//! `clone3` and `statx` pass their arguments in memory, where a filter cannot look: a second
+//! filter answers them ENOSYS, and the C library and Rust's standard library fall back to
+//! `clone` and `fstat`.
 
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
@@ -20,18 +27,11 @@ use std::io;
 /// System calls a renderer may make without conditions.
 const ALLOWED: &[libc::c_long] = &[
     libc::SYS_read,
-    libc::SYS_write,
-    libc::SYS_writev,
     libc::SYS_close,
     libc::SYS_lseek,
     libc::SYS_fstat,
-    libc::SYS_newfstatat,
-    libc::SYS_statx,
-    libc::SYS_fcntl,
-    libc::SYS_mmap,
     libc::SYS_munmap,
     libc::SYS_mremap,
-    libc::SYS_mprotect,
     libc::SYS_brk,
     libc::SYS_madvise,
     libc::SYS_futex,
@@ -39,64 +39,94 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_sched_getaffinity,
     libc::SYS_getrandom,
     libc::SYS_clock_gettime,
+    libc::SYS_getrusage,
     libc::SYS_rt_sigreturn,
     libc::SYS_rt_sigprocmask,
     libc::SYS_rt_sigaction,
     libc::SYS_sigaltstack,
     libc::SYS_getpid,
     libc::SYS_gettid,
-    libc::SYS_tgkill,
     libc::SYS_exit,
     libc::SYS_exit_group,
-    // What a new thread sets up (failures here are tolerated by the C library, but allowing
-    // them keeps threads ordinary).
+    // What a new thread sets up.
     libc::SYS_set_robust_list,
     libc::SYS_rseq,
     libc::SYS_clone3,
+    libc::SYS_statx,
 ];
 
-/// Open flags that would write, create or truncate.
-const WRITE_FLAGS: u64 = (libc::O_WRONLY
-    | libc::O_RDWR
-    | libc::O_CREAT
-    | libc::O_TRUNC
-    | libc::O_APPEND
-    | libc::O_TMPFILE) as u64;
+/// `fcntl` commands a renderer may use: duplicating and flag reading, nothing that routes
+/// signals or locks.
+const FCNTL_COMMANDS: &[libc::c_int] = &[
+    libc::F_DUPFD_CLOEXEC,
+    libc::F_GETFD,
+    libc::F_SETFD,
+    libc::F_GETFL,
+];
 
-fn filter() -> Result<BpfProgram, seccompiler::BackendError> {
+fn arg(
+    index: u8,
+    op: SeccompCmpOp,
+    value: u64,
+) -> Result<SeccompCondition, seccompiler::BackendError> {
+    SeccompCondition::new(index, SeccompCmpArgLen::Qword, op, value)
+}
+
+fn dword(
+    index: u8,
+    op: SeccompCmpOp,
+    value: u64,
+) -> Result<SeccompCondition, seccompiler::BackendError> {
+    SeccompCondition::new(index, SeccompCmpArgLen::Dword, op, value)
+}
+
+fn filter(own_pid: u32) -> Result<BpfProgram, seccompiler::BackendError> {
+    use SeccompCmpOp::{Eq, MaskedEq};
+    let rule = |conditions| SeccompRule::new(conditions);
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
         ALLOWED.iter().map(|&nr| (nr, vec![])).collect();
-    // openat(dirfd, path, flags, mode): only with no write/create flags.
-    let read_only = SeccompCondition::new(
-        2,
-        SeccompCmpArgLen::Dword,
-        SeccompCmpOp::MaskedEq(WRITE_FLAGS),
-        0,
-    )?;
-    rules.insert(libc::SYS_openat, vec![SeccompRule::new(vec![read_only])?]);
+    let no_exec = || dword(2, MaskedEq(libc::PROT_EXEC as u64), 0);
+    rules.insert(libc::SYS_mmap, vec![rule(vec![no_exec()?])?]);
+    rules.insert(libc::SYS_mprotect, vec![rule(vec![no_exec()?])?]);
+    // Writes go to stdout (the answer) and stderr (the runtime's last words) only.
+    for nr in [libc::SYS_write, libc::SYS_writev] {
+        rules.insert(
+            nr,
+            vec![rule(vec![dword(0, Eq, 1)?])?, rule(vec![dword(0, Eq, 2)?])?],
+        );
+    }
+    // The spill descriptors arrive on stdin.
+    rules.insert(libc::SYS_recvmsg, vec![rule(vec![dword(0, Eq, 0)?])?]);
+    rules.insert(
+        libc::SYS_tgkill,
+        vec![rule(vec![dword(0, Eq, u64::from(own_pid))?])?],
+    );
+    let fcntl = FCNTL_COMMANDS
+        .iter()
+        .map(|&cmd| rule(vec![dword(1, Eq, cmd as u64)?]))
+        .collect::<Result<Vec<_>, _>>()?;
+    rules.insert(libc::SYS_fcntl, fcntl);
     // clone(flags, ...): threads only.
     let thread = libc::CLONE_THREAD as u64;
-    let threads_only = SeccompCondition::new(
-        0,
-        SeccompCmpArgLen::Qword,
-        SeccompCmpOp::MaskedEq(thread),
-        thread,
-    )?;
-    rules.insert(libc::SYS_clone, vec![SeccompRule::new(vec![threads_only])?]);
+    rules.insert(
+        libc::SYS_clone,
+        vec![rule(vec![arg(0, MaskedEq(thread), thread)?])?],
+    );
     let arch = std::env::consts::ARCH.try_into()?;
-    let filter = SeccompFilter::new(
+    SeccompFilter::new(
         rules,
         SeccompAction::Errno(libc::EPERM as u32),
         SeccompAction::Allow,
         arch,
-    )?;
-    filter.try_into()
+    )?
+    .try_into()
 }
 
-/// The second filter: `clone3` answers ENOSYS (so threads are made with the filtered `clone`);
-/// everything else is left to the first.
-fn no_clone3() -> Result<BpfProgram, seccompiler::BackendError> {
-    let rules: BTreeMap<i64, Vec<SeccompRule>> = [(libc::SYS_clone3, vec![])].into();
+/// The second filter: `clone3` and `statx` answer ENOSYS (so threads are made with the
+/// filtered `clone`, and metadata is read with `fstat`); everything else is left to the first.
+fn fallbacks() -> Result<BpfProgram, seccompiler::BackendError> {
+    let rules: BTreeMap<i64, Vec<SeccompRule>> =
+        [(libc::SYS_clone3, vec![]), (libc::SYS_statx, vec![])].into();
     let arch = std::env::consts::ARCH.try_into()?;
     SeccompFilter::new(
         rules,
@@ -113,10 +143,10 @@ pub fn confine() -> io::Result<()> {
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    // The clone3 filter goes first: once the allowlist is in, installing a filter is denied.
-    let program = no_clone3().map_err(io::Error::other)?;
+    // The fallback filter goes first: once the allowlist is in, installing a filter is denied.
+    let program = fallbacks().map_err(io::Error::other)?;
     seccompiler::apply_filter(&program).map_err(io::Error::other)?;
-    let program = filter().map_err(io::Error::other)?;
+    let program = filter(std::process::id()).map_err(io::Error::other)?;
     seccompiler::apply_filter(&program).map_err(io::Error::other)
 }
 
@@ -179,7 +209,7 @@ mod tests {
     }
 
     #[test]
-    fn a_confined_renderer_cannot_create_or_write_files_but_can_read_them() {
+    fn a_confined_renderer_cannot_open_any_file() {
         let code = in_confined_child(|| {
             let path = c"/tmp/midnit-seccomp-probe";
             // SAFETY: plain system calls with a valid C string.
@@ -191,9 +221,9 @@ mod tests {
                 )
             };
             match (w, r, x) {
-                (-1, r, -1) if r >= 0 => 0,
+                (-1, -1, -1) => 0,
                 (w, _, _) if w >= 0 => 1,
-                (_, -1, _) => 2,
+                (_, r, _) if r >= 0 => 2,
                 _ => 3,
             }
         });
