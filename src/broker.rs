@@ -2,14 +2,18 @@
 //! deliveries into [`Incoming`] jobs, and publishing replies with confirms.
 //!
 //! Topology declared on every connection (all names configurable):
-//! - `<queue>` — the jobs queue, with `x-dead-letter-exchange = <queue>.dlx`: a classic queue
-//!   (`topology = transient`) or a quorum queue with `x-delivery-limit` (`durable`);
-//! - `<queue>.dlx` — a fanout exchange receiving rejected messages;
+//! - `<queue>` — the jobs queue: a classic queue (`topology = transient`) or a quorum queue
+//!   with `x-delivery-limit` (`durable`). It has no dead-letter exchange on purpose: whatever
+//!   the broker itself would dead-letter (a job over its delivery limit, an expired one) holds
+//!   a photo, so it is dropped instead;
+//! - `<queue>.dlx` — a fanout exchange the *worker* publishes dead-letter records to: what
+//!   happened to a job (correlation id, code, sizes, time), never its body;
 //! - `<queue>.dead` — the dead-letter queue bound to it, with `x-message-ttl`.
 //!
 //! Deliveries use manual acks with `basic_qos(prefetch = concurrency)`. Replies go through a
 //! separate channel in confirm mode with the mandatory flag, so a reply to a vanished queue is
-//! returned (and counted) instead of silently dropped.
+//! returned (and counted) instead of silently dropped. A publisher channel the broker closes
+//! (a reply over its `max_message_size`, say) is reopened for the next publish.
 
 use crate::config::{Config, Topology};
 use crate::executor::BoxFuture;
@@ -111,10 +115,6 @@ fn tls_config(config: &Config) -> Result<OwnedTLSConfig, BrokerError> {
 /// The jobs queue's arguments for the configured topology.
 pub fn queue_arguments(config: &Config) -> FieldTable {
     let mut args = FieldTable::default();
-    args.insert(
-        "x-dead-letter-exchange".into(),
-        AMQPValue::LongString(config.dlx().as_str().into()),
-    );
     if config.topology == Topology::Durable {
         args.insert(
             "x-queue-type".into(),
@@ -213,19 +213,35 @@ pub struct Consuming {
     publisher: Arc<Publisher>,
 }
 
-/// Publishes replies with confirms.
+/// Publishes replies (and dead-letter records) with confirms, on a channel of its own that is
+/// reopened when the broker closes it.
 pub struct Publisher {
-    channel: Channel,
+    conn: Arc<Connection>,
+    channel: tokio::sync::Mutex<Channel>,
     confirm_timeout: Duration,
     /// Replies to named queues are persistent (durable topology): they survive a broker
     /// restart like the jobs did. Direct reply-to replies are never stored either way.
     persistent: bool,
+    /// Where dead-letter records go.
+    dead_letter_exchange: String,
+}
+
+async fn confirming_channel(conn: &Connection) -> Result<Channel, BrokerError> {
+    let channel = conn
+        .create_channel()
+        .await
+        .map_err(op("opening a channel"))?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(op("enabling publisher confirms"))?;
+    Ok(channel)
 }
 
 impl Consuming {
     /// Declares the topology, sets the prefetch and starts consuming.
     pub async fn start(
-        conn: &Connection,
+        conn: &Arc<Connection>,
         config: &Config,
     ) -> Result<(Self, impl Stream<Item = Incoming> + Unpin), BrokerError> {
         let consume = conn
@@ -238,18 +254,13 @@ impl Consuming {
             .basic_qos(prefetch, BasicQosOptions::default())
             .await
             .map_err(op("setting the prefetch"))?;
-        let channel = conn
-            .create_channel()
-            .await
-            .map_err(op("opening a channel"))?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(op("enabling publisher confirms"))?;
+        let channel = confirming_channel(conn).await?;
         let publisher = Arc::new(Publisher {
-            channel,
+            conn: conn.clone(),
+            channel: tokio::sync::Mutex::new(channel),
             confirm_timeout: Duration::from_secs(config.reply_confirm_timeout_secs),
             persistent: config.topology == Topology::Durable,
+            dead_letter_exchange: config.dlx(),
         });
         let consumer = consume
             .basic_consume(
@@ -289,11 +300,8 @@ impl Consuming {
     /// Closes both channels; unacked deliveries go back to the queue.
     pub async fn close(&self) {
         let _ = self.consume.close(200, "worker stopping".into()).await;
-        let _ = self
-            .publisher
-            .channel
-            .close(200, "worker stopping".into())
-            .await;
+        let channel = self.publisher.channel.lock().await.clone();
+        let _ = channel.close(200, "worker stopping".into()).await;
     }
 }
 
@@ -384,6 +392,19 @@ fn transport(e: impl std::fmt::Display) -> TransportError {
 }
 
 impl Publisher {
+    /// The publishing channel, reopened first if the broker closed it.
+    async fn channel(&self) -> Result<Channel, TransportError> {
+        let mut current = self.channel.lock().await;
+        if !current.status().connected() {
+            if !self.conn.status().connected() {
+                return Err(TransportError("the broker connection is gone".into()));
+            }
+            tracing::warn!("the broker closed the publishing channel; reopening it");
+            *current = confirming_channel(&self.conn).await.map_err(transport)?;
+        }
+        Ok(current.clone())
+    }
+
     async fn publish(
         &self,
         reply_to: &str,
@@ -406,9 +427,31 @@ impl Publisher {
             mandatory: !direct,
             ..Default::default()
         };
-        let confirm = self
-            .channel
-            .basic_publish("".into(), reply_to.into(), options, body, props)
+        self.confirmed("", reply_to, options, body, props).await
+    }
+
+    /// Publishes a dead-letter record (JSON) to the dead-letter exchange.
+    async fn dead_letter(&self, record: &[u8]) -> Result<(), TransportError> {
+        let props = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_delivery_mode(2);
+        let exchange = self.dead_letter_exchange.clone();
+        self.confirmed(&exchange, "", BasicPublishOptions::default(), record, props)
+            .await
+            .map(drop)
+    }
+
+    async fn confirmed(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        options: BasicPublishOptions,
+        body: &[u8],
+        props: BasicProperties,
+    ) -> Result<ReplyOutcome, TransportError> {
+        let channel = self.channel().await?;
+        let confirm = channel
+            .basic_publish(exchange.into(), routing_key.into(), options, body, props)
             .await
             .map_err(transport)?;
         let confirmation = tokio::time::timeout(self.confirm_timeout, confirm)
@@ -456,5 +499,9 @@ impl Settle for LapinSettle {
                 .map(drop)
                 .map_err(transport)
         })
+    }
+
+    fn dead_letter<'a>(&'a self, record: &'a [u8]) -> BoxFuture<'a, Result<(), TransportError>> {
+        Box::pin(self.publisher.dead_letter(record))
     }
 }

@@ -8,7 +8,7 @@ use crate::protocol::{encode_request, Reply, Request};
 use crate::request_file;
 use crate::serve::{ServeError, Worker};
 use crate::wipe::{now_unix_ms, Ledger, SecretBuf};
-use crate::worker::seal;
+use crate::worker::{seal, Sealing};
 use std::path::Path;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -56,20 +56,29 @@ async fn on_signals(shutdown: CancellationToken) {
     std::process::exit(130);
 }
 
-/// `submit`: sends a request file through the broker and writes the reply's outputs. Returns
-/// the reply and the correlation id it was sent with.
+/// A reply as `submit` received it: the decoded reply, the correlation id it was sent with,
+/// and the SHA-256 of the request body it answers.
+pub struct Submitted {
+    /// The reply.
+    pub reply: Reply,
+    /// The correlation id of the request.
+    pub correlation_id: String,
+    /// SHA-256 of the request body sent.
+    pub request_sha256: [u8; 32],
+}
+
+/// `submit`: sends a request file through the broker and writes the reply's outputs.
 pub async fn submit(
     config: &Config,
     request: &Path,
     out: &Path,
     timeout: Duration,
-) -> anyhow::Result<(Reply, String)> {
+) -> anyhow::Result<Submitted> {
     let request = request_file::load(request)?;
+    let body = encode_request(&request);
     let client = Client::for_worker(config).await?;
     let id = client.new_correlation_id();
-    let sent = client
-        .send_raw(&encode_request(&request), &RawProps::request(&id))
-        .await;
+    let sent = client.send_raw(&body, &RawProps::request(&id)).await;
     let bytes = match sent {
         Ok(rx) => Client::await_raw(rx, timeout).await,
         Err(e) => Err(e),
@@ -77,29 +86,119 @@ pub async fn submit(
     client.close().await;
     let reply = crate::protocol::decode_reply(&bytes?)?;
     request_file::write_outputs(&reply, out)?;
-    Ok((reply, id))
+    Ok(Submitted {
+        reply,
+        correlation_id: id,
+        request_sha256: crate::wipe::sha256(&body),
+    })
 }
 
-/// `verify-receipt`: checks the signature of a receipt printed by `submit`. Returns the
-/// signer's public key.
-pub fn verify_receipt(file: &Path, trusted_key: Option<&str>) -> anyhow::Result<String> {
-    #[derive(serde::Deserialize)]
-    struct Printed {
-        correlation_id: Option<String>,
-        receipt: crate::wipe::Receipt,
-        signature: Option<crate::wipe::ReceiptSignature>,
-    }
+/// What `submit` prints: the outcome, the receipt and the attestation, with the digests the
+/// backend computed itself of what it sent and received.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Printed {
+    /// `ok` or `error`.
+    pub status: crate::protocol::Status,
+    /// The outputs as received (bytes and SHA-256, hex).
+    pub outputs: Vec<PrintedOutput>,
+    /// Where they were written.
+    pub written_to: Option<std::path::PathBuf>,
+    /// The error, if any.
+    pub error: Option<crate::protocol::ErrorBody>,
+    /// The request's correlation id.
+    pub correlation_id: Option<String>,
+    /// SHA-256 of the request body sent (hex).
+    pub request_sha256: Option<String>,
+    /// The receipt.
+    pub receipt: crate::wipe::Receipt,
+    /// The COSE_Sign1 attestation (hex).
+    pub attestation: Option<String>,
+}
+
+/// One output as printed.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct PrintedOutput {
+    /// Name.
+    pub name: String,
+    /// Format.
+    pub format: String,
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+    /// Size in bytes.
+    pub bytes: usize,
+    /// SHA-256 (hex).
+    pub sha256: String,
+}
+
+/// `verify-receipt`: checks a printed reply's attestation against the pinned public key, then
+/// that every fact it attests matches what was printed (and, where the outputs were written,
+/// the files). Returns the key id.
+pub fn verify_receipt(file: &Path, pinned_key: &str) -> anyhow::Result<String> {
+    use anyhow::{bail, ensure};
     let printed: Printed = serde_json::from_str(&std::fs::read_to_string(file)?)?;
-    let signature = printed
-        .signature
-        .ok_or_else(|| anyhow::anyhow!("the receipt is not signed"))?;
-    let key = crate::wipe::verify(
-        printed.correlation_id.as_deref(),
-        &printed.receipt,
-        &signature,
-        trusted_key,
-    )?;
-    Ok(key)
+    let key = crate::wipe::parse_hex::<32>(pinned_key.trim())
+        .ok_or_else(|| anyhow::anyhow!("--public-key: expected 64 hex digits"))?;
+    let Some(attestation) = printed.attestation.as_deref() else {
+        bail!("the reply is not attested");
+    };
+    let cose = hex_bytes(attestation).ok_or_else(|| anyhow::anyhow!("attestation: not hex"))?;
+    let facts = crate::wipe::verify(&cose, &key)?;
+    let status = match printed.status {
+        crate::protocol::Status::Ok => "ok",
+        crate::protocol::Status::Error => "error",
+    };
+    ensure!(facts.status == status, "the attested status differs");
+    ensure!(
+        facts.code.as_deref() == printed.error.as_ref().map(|e| e.code.as_str()),
+        "the attested error code differs"
+    );
+    ensure!(
+        facts.correlation_id == printed.correlation_id,
+        "the attested correlation id differs"
+    );
+    let request = printed.request_sha256.as_deref().and_then(hex_bytes);
+    ensure!(
+        request.as_deref() == Some(facts.request.as_slice()),
+        "the attested request digest differs from the request sent"
+    );
+    ensure!(
+        facts.receipt == printed.receipt,
+        "the attested receipt differs"
+    );
+    ensure!(
+        facts.outputs.len() == printed.outputs.len(),
+        "the attested outputs differ"
+    );
+    for (a, o) in facts.outputs.iter().zip(&printed.outputs) {
+        let same = a.name == o.name
+            && a.format == o.format
+            && (a.width, a.height) == (o.width, o.height)
+            && hex_bytes(&o.sha256).as_deref() == Some(a.sha256.as_slice());
+        ensure!(same, "output `{}` differs from what was attested", o.name);
+        if let Some(dir) = &printed.written_to {
+            let ext = if o.format == "jpeg" { "jpg" } else { &o.format };
+            if let Ok(bytes) = std::fs::read(dir.join(format!("{}.{ext}", o.name))) {
+                ensure!(
+                    crate::wipe::sha256(&bytes) == a.sha256.as_slice(),
+                    "the written file of output `{}` differs from what was attested",
+                    o.name
+                );
+            }
+        }
+    }
+    Ok(crate::wipe::hex(&facts.kid))
+}
+
+fn hex_bytes(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 /// `render`: the same pipeline locally, no broker. Writes the outputs to `out` and returns
@@ -110,12 +209,14 @@ pub async fn render(config: &Config, request: &Path, out: &Path) -> anyhow::Resu
     Ok(reply)
 }
 
-/// Renders `request` in this process as a worker would, and returns the reply it would send.
+/// Renders `request` in this process as a worker would, and returns the reply it would send
+/// (not attested: there is no worker key here).
 pub async fn render_request(config: &Config, request: Request) -> anyhow::Result<Reply> {
     let started = now_unix_ms();
     let ledger = Ledger::new();
     let body = SecretBuf::new(encode_request(&request), "request.body", &ledger);
     drop(request);
+    let request_sha256 = crate::wipe::sha256(body.as_slice());
     let meta = Meta {
         content_type: Some(crate::protocol::CONTENT_TYPE.into()),
     };
@@ -123,33 +224,47 @@ pub async fn render_request(config: &Config, request: Request) -> anyhow::Result
         Ok(job) => InProcess::new(config.limits.clone(), 1).execute(job).await,
         Err(e) => Err(e),
     };
-    let sealed = seal(result, &ledger, started, None);
+    let sealing = Sealing {
+        ledger: &ledger,
+        started_ms: started,
+        signer: None,
+        correlation_id: None,
+        request_sha256,
+        max_reply_bytes: config.limits.max_reply_bytes,
+    };
+    let sealed = seal(result, &sealing);
     Ok(crate::protocol::decode_reply(sealed.body.as_slice())?)
 }
 
-/// Prints a reply's outcome, receipt and signature as JSON on stdout (the input of
+/// Prints a reply's outcome, receipt and attestation as JSON on stdout (the input of
 /// `verify-receipt`).
-pub fn print_reply(reply: &Reply, correlation_id: Option<&str>, out: &Path) -> anyhow::Result<()> {
-    let outputs: Vec<_> = reply
-        .outputs
-        .iter()
-        .map(|o| {
-            serde_json::json!({
-                "name": o.name, "format": o.format, "width": o.width, "height": o.height,
-                "bytes": o.data.len(),
+pub fn print_reply(
+    reply: &Reply,
+    submitted: Option<(&str, &[u8; 32])>,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let printed = Printed {
+        status: reply.status,
+        outputs: reply
+            .outputs
+            .iter()
+            .map(|o| PrintedOutput {
+                name: o.name.clone(),
+                format: o.format.clone(),
+                width: o.width,
+                height: o.height,
+                bytes: o.data.len(),
+                sha256: crate::wipe::hex(&crate::wipe::sha256(&o.data)),
             })
-        })
-        .collect();
-    let summary = serde_json::json!({
-        "status": reply.status,
-        "outputs": outputs,
-        "written_to": out,
-        "error": reply.error,
-        "correlation_id": correlation_id,
-        "receipt": reply.receipt,
-        "signature": reply.signature,
-    });
-    println!("{}", serde_json::to_string_pretty(&summary)?);
+            .collect(),
+        written_to: Some(out.to_owned()),
+        error: reply.error.clone(),
+        correlation_id: submitted.map(|(id, _)| id.to_owned()),
+        request_sha256: submitted.map(|(_, d)| crate::wipe::hex(d)),
+        receipt: reply.receipt.clone(),
+        attestation: reply.attestation.as_ref().map(|a| crate::wipe::hex(a)),
+    };
+    println!("{}", serde_json::to_string_pretty(&printed)?);
     Ok(())
 }
 

@@ -83,4 +83,9 @@ impl Settle for MemSettle {
     fn reject(self: Box<Self>, _requeue: bool) -> BoxFuture<'static, Result<(), TransportError>> {
         Box::pin(std::future::ready(Ok(())))
     }
+
+    fn dead_letter<'a>(&'a self, _record: &'a [u8]) -> BoxFuture<'a, Result<(), TransportError>> {
+        // The demo's in-process queue keeps no dead letters.
+        Box::pin(std::future::ready(Ok(())))
+    }
 }

@@ -51,7 +51,7 @@ pub fn receipt_signer(config: &Config) -> Result<ReceiptSigner, ServeError> {
 
 /// One broker connection with its consumer.
 struct Session {
-    conn: lapin::Connection,
+    conn: Arc<lapin::Connection>,
     consuming: Consuming,
     source: std::pin::Pin<Box<dyn Stream<Item = Incoming> + Send>>,
 }
@@ -59,7 +59,7 @@ struct Session {
 impl Session {
     async fn open(config: &Config) -> Result<Self, BrokerError> {
         let name = format!("midnit-worker {} {}", config.queue, std::process::id());
-        let conn = broker::connect(config, &name).await?;
+        let conn = Arc::new(broker::connect(config, &name).await?);
         let (consuming, source) = match Consuming::start(&conn, config).await {
             Ok(started) => started,
             Err(e) => {

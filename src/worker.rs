@@ -9,7 +9,7 @@
 mod reply;
 mod stats;
 
-pub use reply::{seal, Signing};
+pub use reply::{seal, Sealing};
 pub use stats::{Stage, Stats, StatsSnapshot};
 
 use crate::config::Config;
@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, info, info_span, warn, Instrument};
+use tracing::{info, info_span, warn, Instrument};
 
 /// The AMQP properties the worker reads.
 #[derive(Debug, Clone, Default)]
@@ -70,9 +70,12 @@ pub trait Settle: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<ReplyOutcome, TransportError>>;
     /// Acknowledges the delivery: the job is done.
     fn ack(self: Box<Self>) -> BoxFuture<'static, Result<(), TransportError>>;
-    /// Rejects the delivery: `requeue` puts it back for another try, otherwise it is
-    /// dead-lettered.
+    /// Rejects the delivery: `requeue` puts it back for another try, otherwise the broker
+    /// drops it (the jobs queue has no dead-letter exchange: a message there holds a photo).
     fn reject(self: Box<Self>, requeue: bool) -> BoxFuture<'static, Result<(), TransportError>>;
+    /// Publishes a dead-letter record (what happened to a job, never its body) to the
+    /// dead-letter exchange, waiting for the broker's confirm.
+    fn dead_letter<'a>(&'a self, record: &'a [u8]) -> BoxFuture<'a, Result<(), TransportError>>;
 }
 
 /// One delivered message.
@@ -148,6 +151,8 @@ where
             next = source.next() => match next {
                 Some(incoming) => {
                     carried_jobs = true;
+                    // Idle time starts over with every job, not only while one is in flight.
+                    idle_since = Instant::now();
                     tracker.spawn(handle(incoming, shared.clone()));
                 }
                 None => return Stopped::SourceEnded,
@@ -183,8 +188,80 @@ fn usable_reply_to(props: &Props) -> Option<&str> {
     ok.then_some(r)
 }
 
-/// Runs one delivery to its end. The single place where a delivery is acked, requeued or
-/// rejected.
+/// What becomes of a delivery once it has been dealt with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement {
+    /// Done: acknowledge it.
+    Ack,
+    /// Put it back for another try (another delivery, maybe on another worker).
+    Requeue,
+    /// Acknowledge it and leave a record of why in the dead-letter queue.
+    DeadLetter(Reason),
+}
+
+/// Why a delivery was dead-lettered (the record's `reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// It had no usable `reply_to`: nobody to answer.
+    NoReplyTo,
+    /// Its renderer crashed on every attempt; it was answered `internal`.
+    Crashed,
+    /// Its reply could not be published, however often tried.
+    Unpublishable,
+}
+
+impl Reason {
+    /// The record's wire form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoReplyTo => "no_reply_to",
+            Self::Crashed => "renderer_crashed",
+            Self::Unpublishable => "reply_unpublishable",
+        }
+    }
+}
+
+/// How publishing the answer went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    /// Nothing was published: there was nobody to answer, or an answer must wait for a
+    /// later attempt.
+    Nothing,
+    /// The reply was confirmed (or returned because the requester is gone).
+    Reply,
+    /// The reply could not be published, but a short error reply was.
+    Fallback,
+    /// Neither could be published.
+    Failed,
+}
+
+/// The one place that decides what becomes of a delivery: from whether it had someone to
+/// answer, whether its renderer crashed, whether this is its last allowed attempt, and what
+/// was published.
+pub fn decide(
+    has_reply_to: bool,
+    crashed: bool,
+    last_attempt: bool,
+    published: Published,
+) -> Settlement {
+    use Settlement::*;
+    match (has_reply_to, crashed, last_attempt, published) {
+        (false, ..) => DeadLetter(Reason::NoReplyTo),
+        // Maybe the job, maybe the machine: a fresh renderer on another delivery.
+        (true, true, false, Published::Nothing) => Requeue,
+        (true, _, false, Published::Failed) => Requeue,
+        (true, _, true, Published::Failed) => DeadLetter(Reason::Unpublishable),
+        (true, _, _, Published::Fallback) => DeadLetter(Reason::Unpublishable),
+        (true, true, _, _) => DeadLetter(Reason::Crashed),
+        (true, false, _, _) => Ack,
+    }
+}
+
+/// How many times a reply is tried before the short error reply is sent instead.
+const PUBLISH_ATTEMPTS: u32 = 3;
+
+/// Runs one delivery to its end: reply (if anyone can be answered), then settle as [`decide`]
+/// says.
 pub async fn handle(incoming: Incoming, shared: Arc<Shared>) {
     let Incoming {
         body,
@@ -204,24 +281,24 @@ pub async fn handle(incoming: Incoming, shared: Arc<Shared>) {
             let waited = Duration::from_millis(started_ms.saturating_sub(sent));
             shared.stats.observe(Stage::QueueWait, waited);
         }
-        info!(body_bytes = body.len(), "job received");
+        let body_bytes = body.len();
+        info!(body_bytes, "job received");
         let ledger = Ledger::new();
         let body = SecretBuf::new(body, "request.body", &ledger);
-        let Some(reply_to) = usable_reply_to(&props) else {
+        let attempt = Attempt::of(&props, &shared.config);
+        let Some(reply_to) = usable_reply_to(&props).map(str::to_owned) else {
             body.wipe();
-            shared.stats.rejected();
-            warn!("message has no usable reply_to: rejected without requeue (dead-lettered)");
-            if let Err(e) = settle.reject(false).await {
-                warn!(error = %e, "reject failed; the broker will redeliver");
-            }
+            warn!("message has no usable reply_to: acked, with a dead-letter record");
+            let settlement = decide(false, false, attempt.is_last(), Published::Nothing);
+            settle_as(
+                settlement, settle, &shared, &props, None, body_bytes, attempt,
+            )
+            .await;
             return;
         };
-        let result = run_job(body, &props, &shared, &ledger).await;
+        let (result, request_sha256) = run_job(body, &props, &shared, &ledger).await;
         let crashed = matches!(&result, Err(e) if e.crashed);
-        let attempt = Attempt::of(&props, &shared.config);
         if crashed && !attempt.is_last() {
-            // Maybe the job, maybe the machine: another delivery (perhaps on another worker)
-            // gets a fresh renderer. No reply yet: the requester waits for the last attempt.
             drop(result);
             shared.stats.crash_requeued();
             warn!(
@@ -229,64 +306,67 @@ pub async fn handle(incoming: Incoming, shared: Arc<Shared>) {
                 of = attempt.limit,
                 "the renderer crashed; requeueing the job for another attempt"
             );
-            if let Err(e) = settle.reject(true).await {
-                warn!(error = %e, "requeue failed; the broker will redeliver");
-            }
-            return;
-        }
-        let outcome = Outcome::of(&result);
-        let signing = shared
-            .signer
-            .as_deref()
-            .map(|s| (s, props.correlation_id.as_deref()));
-        let sealed = seal(result, &ledger, started_ms, signing);
-        let reply_at = Instant::now();
-        let published = settle
-            .reply(
-                reply_to,
-                props.correlation_id.as_deref(),
-                sealed.body.as_slice(),
+            let settlement = decide(true, true, false, Published::Nothing);
+            settle_as(
+                settlement, settle, &shared, &props, None, body_bytes, attempt,
             )
             .await;
-        match published {
-            Ok(ReplyOutcome::Delivered) => {}
-            Ok(ReplyOutcome::Returned) => {
-                shared.stats.returned();
-                warn!("reply returned by the broker: the requester's queue is gone; acking");
-            }
-            Err(e) => {
-                error!(error = %e, "reply not confirmed; requeueing the job for another try");
-                shared.stats.reply_failed();
-                if let Err(e) = settle.reject(true).await {
-                    warn!(error = %e, "requeue failed; the broker will redeliver");
-                }
-                return;
-            }
+            return;
         }
-        if crashed {
-            // A poison message: answered, then dead-lettered for the operator (the dead-letter
-            // queue drops it after its TTL), never redelivered again.
-            shared.stats.rejected();
-            warn!(
-                attempt = attempt.number,
-                "the renderer crashed on every attempt: answered `internal` and dead-lettered"
+        let sealing = SealJob {
+            shared: shared.clone(),
+            ledger: ledger.clone(),
+            started_ms,
+            correlation_id: props.correlation_id.clone(),
+            request_sha256,
+        };
+        let sealed = sealing.seal(result).await;
+        let code = sealed.code;
+        let reply_at = Instant::now();
+        let mut published = publish(&*settle, &reply_to, &props, &sealed.body, &shared).await;
+        if published == Published::Failed {
+            let short = JobError::new(
+                ErrorCode::Internal,
+                "the reply could not be delivered to the broker; send the request again",
             );
-            if let Err(e) = settle.reject(false).await {
-                warn!(error = %e, "dead-lettering failed; the broker will redeliver");
+            let fallback = sealing.seal(Err(short)).await;
+            if publish(&*settle, &reply_to, &props, &fallback.body, &shared).await
+                == Published::Reply
+            {
+                published = Published::Fallback;
             }
-        } else if let Err(e) = settle.ack().await {
-            warn!(error = %e, "ack failed after the reply was sent; a duplicate reply may follow");
+            fallback.body.wipe();
+        }
+        let settlement = decide(true, crashed, attempt.is_last(), published);
+        let outcome = match (published, code) {
+            (Published::Fallback, _) => Outcome::Error(ErrorCode::Internal),
+            (_, Some(code)) => Outcome::Error(code),
+            (_, None) => Outcome::Ok,
+        };
+        settle_as(
+            settlement, settle, &shared, &props, code, body_bytes, attempt,
+        )
+        .await;
+        if matches!(settlement, Settlement::Requeue) {
+            return;
         }
         let reply_bytes = sealed.body.len();
         let wiping = Instant::now();
-        sealed.body.wipe();
+        let timings = sealed.timings;
+        let (wiped_bytes, peak, wipe_time) = (
+            sealed.wiped_bytes,
+            sealed.renderer_peak_rss,
+            sealed.wipe_time,
+        );
+        // A reply body can be megabytes: its wipe goes to the blocking pool.
+        let _ = tokio::task::spawn_blocking(move || sealed.body.wipe()).await;
         let stats = &shared.stats;
-        stats.observe(Stage::Wipe, sealed.wipe_time + wiping.elapsed());
+        stats.observe(Stage::Wipe, wipe_time + wiping.elapsed());
         stats.observe(Stage::Reply, reply_at.elapsed());
-        if let Some(bytes) = sealed.renderer_peak_rss {
+        if let Some(bytes) = peak {
             stats.renderer_peak(bytes);
         }
-        if let Some(t) = &sealed.timings {
+        if let Some(t) = &timings {
             stats.observe(Stage::Decode, t.decode);
             if !t.compose.is_zero() {
                 stats.observe(Stage::Compose, t.compose);
@@ -294,10 +374,8 @@ pub async fn handle(incoming: Incoming, shared: Arc<Shared>) {
             stats.observe(Stage::Render, t.resize);
             stats.observe(Stage::Encode, t.encode);
         }
-        shared
-            .stats
-            .finished(&outcome, sealed.wiped_bytes + reply_bytes as u64);
-        let t = sealed.timings.unwrap_or_default();
+        stats.finished(&outcome, wiped_bytes + reply_bytes as u64);
+        let t = timings.unwrap_or_default();
         info!(
             outcome = outcome.label(),
             total_ms = ms(started.elapsed()),
@@ -306,14 +384,155 @@ pub async fn handle(incoming: Incoming, shared: Arc<Shared>) {
             resize_ms = ms(t.resize),
             encode_ms = ms(t.encode),
             reply_ms = ms(reply_at.elapsed()),
-            wiped_bytes = sealed.wiped_bytes,
-            renderer_peak_rss_kib = sealed.renderer_peak_rss.map_or(0, |b| b / 1024),
+            wiped_bytes,
+            renderer_peak_rss_kib = peak.map_or(0, |b| b / 1024),
             reply_bytes_wiped = reply_bytes,
             "job done"
         );
     }
     .instrument(span)
     .await
+}
+
+/// What sealing a reply needs, owned, so it can run on the blocking pool.
+struct SealJob {
+    shared: Arc<Shared>,
+    ledger: Ledger,
+    started_ms: u64,
+    correlation_id: Option<String>,
+    request_sha256: [u8; 32],
+}
+
+impl SealJob {
+    /// Seals `result` off the async runtime: it copies, wipes, hashes and signs megabytes.
+    async fn seal(&self, result: Result<Rendered, JobError>) -> reply::Sealed {
+        let (shared, ledger) = (self.shared.clone(), self.ledger.clone());
+        let (started_ms, id, digest) = (
+            self.started_ms,
+            self.correlation_id.clone(),
+            self.request_sha256,
+        );
+        let sealed = tokio::task::spawn_blocking(move || {
+            let sealing = Sealing {
+                ledger: &ledger,
+                started_ms,
+                signer: shared.signer.as_deref(),
+                correlation_id: id.as_deref(),
+                request_sha256: digest,
+                max_reply_bytes: shared.config.limits.max_reply_bytes,
+            };
+            seal(result, &sealing)
+        })
+        .await;
+        match sealed {
+            Ok(sealed) => sealed,
+            // Sealing only fails by a bug: answer without the outputs rather than not at all.
+            Err(_) => {
+                let sealing = Sealing {
+                    ledger: &self.ledger,
+                    started_ms,
+                    signer: self.shared.signer.as_deref(),
+                    correlation_id: self.correlation_id.as_deref(),
+                    request_sha256: digest,
+                    max_reply_bytes: self.shared.config.limits.max_reply_bytes,
+                };
+                seal(
+                    Err(JobError::new(
+                        ErrorCode::Internal,
+                        "sealing the reply failed",
+                    )),
+                    &sealing,
+                )
+            }
+        }
+    }
+}
+
+/// Publishes a reply, trying up to [`PUBLISH_ATTEMPTS`] times (the transport reopens a channel
+/// the broker closed in between).
+async fn publish(
+    settle: &dyn Settle,
+    reply_to: &str,
+    props: &Props,
+    body: &SecretBuf,
+    shared: &Shared,
+) -> Published {
+    for attempt in 1..=PUBLISH_ATTEMPTS {
+        match settle
+            .reply(reply_to, props.correlation_id.as_deref(), body.as_slice())
+            .await
+        {
+            Ok(ReplyOutcome::Delivered) => return Published::Reply,
+            Ok(ReplyOutcome::Returned) => {
+                shared.stats.returned();
+                warn!("reply returned by the broker: the requester's queue is gone");
+                return Published::Reply;
+            }
+            Err(e) => {
+                shared.stats.reply_failed();
+                warn!(error = %e, attempt, of = PUBLISH_ATTEMPTS, reply_bytes = body.len(), "reply not confirmed");
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+            }
+        }
+    }
+    Published::Failed
+}
+
+/// Carries out a settlement on the transport.
+async fn settle_as(
+    settlement: Settlement,
+    settle: Box<dyn Settle>,
+    shared: &Shared,
+    props: &Props,
+    code: Option<ErrorCode>,
+    body_bytes: usize,
+    attempt: Attempt,
+) {
+    match settlement {
+        Settlement::Ack => {
+            if let Err(e) = settle.ack().await {
+                warn!(error = %e, "ack failed after the reply was sent; a duplicate reply may follow");
+            }
+        }
+        Settlement::Requeue => {
+            if let Err(e) = settle.reject(true).await {
+                warn!(error = %e, "requeue failed; the broker will redeliver");
+            }
+        }
+        Settlement::DeadLetter(reason) => {
+            shared.stats.rejected();
+            let record = DeadLetterRecord {
+                reason: reason.as_str(),
+                correlation_id: props.correlation_id.as_deref(),
+                code: code.map(ErrorCode::as_str),
+                body_bytes,
+                attempt: attempt.number,
+                at_ms: now_unix_ms(),
+            };
+            let record = serde_json::to_vec(&record).expect("a record is plain data");
+            if let Err(e) = settle.dead_letter(&record).await {
+                warn!(error = %e, "the dead-letter record could not be published");
+            }
+            warn!(
+                reason = reason.as_str(),
+                "acked with a dead-letter record (the job's body is not kept)"
+            );
+            if let Err(e) = settle.ack().await {
+                warn!(error = %e, "ack failed; the broker will redeliver");
+            }
+        }
+    }
+}
+
+/// What the dead-letter queue keeps of a job: what happened, never its body.
+#[derive(Debug, serde::Serialize)]
+struct DeadLetterRecord<'a> {
+    reason: &'static str,
+    correlation_id: Option<&'a str>,
+    code: Option<&'static str>,
+    body_bytes: usize,
+    attempt: u64,
+    at_ms: u64,
 }
 
 /// Counts a job in flight for as long as it lives.
@@ -375,13 +594,6 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    fn of(result: &Result<Rendered, JobError>) -> Self {
-        match result {
-            Ok(_) => Self::Ok,
-            Err(e) => Self::Error(e.code),
-        }
-    }
-
     /// `ok` or the error code.
     pub fn label(&self) -> &'static str {
         match self {
@@ -396,11 +608,56 @@ async fn run_job(
     props: &Props,
     shared: &Arc<Shared>,
     ledger: &Ledger,
-) -> Result<Rendered, JobError> {
+) -> (Result<Rendered, JobError>, [u8; 32]) {
+    let meta = Meta {
+        content_type: props.content_type.clone(),
+    };
+    let task_shared = shared.clone();
+    let task_ledger = ledger.clone();
+    let checks = precheck(props);
+    let intake_task = tokio::task::spawn_blocking(move || {
+        let digest = crate::wipe::sha256(body.as_slice());
+        if let Err(e) = checks {
+            body.wipe();
+            return (Err(e), digest);
+        }
+        let spill = Spill {
+            dir: &task_shared.spill,
+            threshold: task_shared.config.spill_threshold_bytes,
+        };
+        let job = intake(
+            body,
+            &meta,
+            &task_shared.config.limits,
+            Some(spill),
+            &task_ledger,
+        );
+        (job, digest)
+    });
+    let (job, digest) = match intake_task.await {
+        Ok(done) => done,
+        Err(_) => {
+            return (
+                Err(JobError::new(
+                    ErrorCode::Internal,
+                    "intake crashed on this job",
+                )),
+                [0; 32],
+            )
+        }
+    };
+    match job {
+        Ok(job) => (shared.executor.execute(job).await, digest),
+        Err(e) => (Err(e), digest),
+    }
+}
+
+/// What is checked of a delivery before its body is parsed: a correlation id, the deadline.
+fn precheck(props: &Props) -> Result<(), JobError> {
     if props.correlation_id.as_deref().is_none_or(str::is_empty) {
         return Err(JobError::new(
             ErrorCode::RequestMalformed,
-            "the message has no correlation_id",
+            "correlation_id: missing (the message property is required)",
         ));
     }
     if let Some(deadline) = props.deadline_ms {
@@ -415,25 +672,34 @@ async fn run_job(
             ));
         }
     }
-    let meta = Meta {
-        content_type: props.content_type.clone(),
-    };
-    let task_shared = shared.clone();
-    let task_ledger = ledger.clone();
-    let job = tokio::task::spawn_blocking(move || {
-        let spill = Spill {
-            dir: &task_shared.spill,
-            threshold: task_shared.config.spill_threshold_bytes,
-        };
-        intake(
-            body,
-            &meta,
-            &task_shared.config.limits,
-            Some(spill),
-            &task_ledger,
-        )
-    })
-    .await
-    .map_err(|_| JobError::new(ErrorCode::Internal, "intake crashed on this job"))??;
-    shared.executor.execute(job).await
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_settlement_of_every_case_is_decided_in_one_table() {
+        use Published::*;
+        use Reason::*;
+        use Settlement::*;
+        let table = [
+            // (reply_to, crashed, last, published) -> settlement
+            ((false, false, false, Nothing), DeadLetter(NoReplyTo)),
+            ((false, true, true, Nothing), DeadLetter(NoReplyTo)),
+            ((true, true, false, Nothing), Requeue),
+            ((true, false, false, Reply), Ack),
+            ((true, false, true, Reply), Ack),
+            ((true, true, true, Reply), DeadLetter(Crashed)),
+            ((true, false, false, Failed), Requeue),
+            ((true, true, false, Failed), Requeue),
+            ((true, false, true, Failed), DeadLetter(Unpublishable)),
+            ((true, false, false, Fallback), DeadLetter(Unpublishable)),
+            ((true, true, true, Fallback), DeadLetter(Unpublishable)),
+        ];
+        for ((r, c, l, p), want) in table {
+            assert_eq!(decide(r, c, l, p), want, "{r} {c} {l} {p:?}");
+        }
+    }
 }

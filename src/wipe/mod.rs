@@ -16,10 +16,13 @@ mod secret;
 mod signing;
 mod spill;
 
-pub use alloc::{prefer_mmap_for_big_blocks, zeroing_enabled, ZeroingAlloc, BIG_BLOCK};
-pub use ledger::{Ledger, Receipt, WipeEntry, WipeMethod};
+pub use alloc::{meter, prefer_mmap_for_big_blocks, zeroing_enabled, ZeroingAlloc, BIG_BLOCK};
+pub use ledger::{Ledger, Metered, Receipt, WipeEntry, WipeMethod, MAX_ENTRIES, RECEIPT_MAX_BYTES};
 pub use secret::SecretBuf;
-pub use signing::{signed_bytes, verify, KeyError, ReceiptSignature, ReceiptSigner, VerifyError};
+pub use signing::{
+    deterministic_cbor, hex, key_id, parse_hex, sha256, verify, Attested, AttestedOutput, KeyError,
+    ReceiptSigner, VerifyError,
+};
 pub use spill::{SpillDir, SpillError, SpillFile};
 
 /// Overwrites `bytes` with zeros in a way the optimiser may not remove.

@@ -1,44 +1,84 @@
-//! Signed receipts: the worker signs each receipt (ed25519) together with the job's
-//! correlation id, so a backend can show that *this* worker issued *this* receipt for *this*
-//! job, and that nobody edited it since.
+//! Attested receipts: every reply carries a COSE_Sign1 message (RFC 9052, EdDSA/ed25519) whose
+//! payload binds what the worker attests — the job's status or error code, a SHA-256 of the
+//! request body, a SHA-256 of every output, the correlation id, the receipt, the signing key's
+//! id and the time — so a receipt cannot be moved onto another reply, another request or
+//! another outcome.
 //!
-//! What a signature proves: the receipt's content came from a process holding the worker's
-//! key. What it cannot prove: that the code holding the key told the truth — a receipt is
-//! evidence from the worker's own wiping code, not an external audit (see docs/PRIVACY.md).
+//! The payload is deterministic CBOR (RFC 8949 §4.2.1: definite lengths, shortest forms, map
+//! keys in bytewise order of their encodings). A verifier never re-encodes it: it checks the
+//! signature over COSE's `Sig_structure` — `["Signature1", protected, h'', payload]`, an array
+//! every CBOR library encodes the same way — then decodes the payload and compares it with the
+//! reply. Verification needs the worker's public key, pinned by the verifier; the key id in the
+//! protected header only says which pinned key to use.
+//!
+//! What a signature proves: the attested facts came from a process holding the worker's key.
+//! What it cannot prove: that the code holding the key told the truth — a receipt is evidence
+//! from the worker's own wiping code, not an external audit (see docs/PRIVACY.md).
 
 use super::Receipt;
+use coset::{iana, CborSerializable, TaggedCborSerializable};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::Path;
 
-/// A receipt signature as carried in a reply.
+/// One output as attested: what it is and the SHA-256 of its bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReceiptSignature {
-    /// Always `ed25519`.
-    pub alg: String,
-    /// The signer's public key (32 bytes).
-    pub key: serde_bytes::ByteBuf,
-    /// The signature (64 bytes) over [`signed_bytes`].
-    pub sig: serde_bytes::ByteBuf,
+pub struct AttestedOutput {
+    /// The output's name.
+    pub name: String,
+    /// Its format's wire name.
+    pub format: String,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// SHA-256 of the encoded image.
+    pub sha256: ByteBuf,
 }
 
-/// Why a signature does not check out.
+/// What a reply's attestation binds (the COSE payload).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attested {
+    /// Attestation format version: 1.
+    pub v: u32,
+    /// The signing key's id: the first 8 bytes of the SHA-256 of its public key.
+    pub kid: ByteBuf,
+    /// When the attestation was made, in milliseconds since the Unix epoch.
+    pub time: u64,
+    /// `ok` or `error`.
+    pub status: String,
+    /// The error code, for `status: error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// SHA-256 of the request body as the worker received it.
+    pub request: ByteBuf,
+    /// The outputs, in reply order (empty for an error).
+    pub outputs: Vec<AttestedOutput>,
+    /// The job's receipt.
+    pub receipt: Receipt,
+    /// The request's correlation id.
+    pub correlation_id: Option<String>,
+}
+
+/// Why an attestation does not check out.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
-    /// The signature is malformed.
-    #[error("malformed signature: {0}")]
+    /// Not a COSE_Sign1 message of the expected shape.
+    #[error("malformed attestation: {0}")]
     Malformed(&'static str),
-    /// Signed by another key than the one expected.
-    #[error("signed by {found}, expected {expected}")]
+    /// Signed by another key than the one pinned.
+    #[error("signed by key id {found}, not the pinned key's {expected}")]
     WrongKey {
-        /// The key in the signature.
+        /// The key id in the message.
         found: String,
-        /// The key the verifier trusts.
+        /// The pinned key's id.
         expected: String,
     },
-    /// The signature does not match the receipt and correlation id.
-    #[error("the signature does not match this receipt")]
+    /// The signature does not match.
+    #[error("the signature does not match the attested payload")]
     Mismatch,
 }
 
@@ -50,22 +90,43 @@ pub struct KeyError {
     message: String,
 }
 
-/// The bytes a signature covers: CBOR of `{"v": 1, "correlation_id": …, "receipt": …}`.
-pub fn signed_bytes(correlation_id: Option<&str>, receipt: &Receipt) -> Vec<u8> {
-    #[derive(Serialize)]
-    struct Signed<'a> {
-        v: u32,
-        correlation_id: Option<&'a str>,
-        receipt: &'a Receipt,
+/// SHA-256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// The key id of an ed25519 public key: the first 8 bytes of its SHA-256.
+pub fn key_id(public_key: &[u8; 32]) -> [u8; 8] {
+    let digest = sha256(public_key);
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&digest[..8]);
+    id
+}
+
+/// `value` as deterministic CBOR (RFC 8949 §4.2.1): map keys sorted by their encodings.
+pub fn deterministic_cbor(value: &impl Serialize) -> Vec<u8> {
+    fn encoded(v: &ciborium::Value) -> Vec<u8> {
+        let mut out = Vec::new();
+        ciborium::into_writer(v, &mut out).expect("writing to memory cannot fail");
+        out
     }
-    let mut out = Vec::new();
-    let signed = Signed {
-        v: 1,
-        correlation_id,
-        receipt,
-    };
-    ciborium::into_writer(&signed, &mut out).expect("writing to memory cannot fail");
-    out
+    fn sort(v: &mut ciborium::Value) {
+        match v {
+            ciborium::Value::Map(entries) => {
+                for (k, val) in entries.iter_mut() {
+                    sort(k);
+                    sort(val);
+                }
+                entries.sort_by_cached_key(|(k, _)| encoded(k));
+            }
+            ciborium::Value::Array(items) => items.iter_mut().for_each(sort),
+            ciborium::Value::Tag(_, inner) => sort(inner),
+            _ => {}
+        }
+    }
+    let mut tree = ciborium::Value::serialized(value).expect("attested values are plain data");
+    sort(&mut tree);
+    encoded(&tree)
 }
 
 /// The worker's receipt-signing key.
@@ -83,6 +144,13 @@ impl ReceiptSigner {
         Ok(Self { key })
     }
 
+    /// A key from its 32-byte seed.
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
+        Self {
+            key: SigningKey::from_bytes(seed),
+        }
+    }
+
     /// A key from a file holding its 32-byte seed as 64 hex digits.
     pub fn from_file(path: &Path) -> Result<Self, KeyError> {
         let err = |message: String| KeyError {
@@ -92,71 +160,83 @@ impl ReceiptSigner {
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
         let seed =
             parse_hex::<32>(text.trim()).ok_or_else(|| err("expected 64 hex digits".into()))?;
-        Ok(Self {
-            key: SigningKey::from_bytes(&seed),
-        })
+        Ok(Self::from_seed(&seed))
+    }
+
+    /// The public key.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.key.verifying_key().to_bytes()
     }
 
     /// The public key, as 64 hex digits.
     pub fn public_key_hex(&self) -> String {
-        hex(&self.key.verifying_key().to_bytes())
+        hex(&self.public_key())
     }
 
-    /// Signs `receipt` for the job `correlation_id`.
-    pub fn sign(&self, correlation_id: Option<&str>, receipt: &Receipt) -> ReceiptSignature {
-        let sig = self.key.sign(&signed_bytes(correlation_id, receipt));
-        ReceiptSignature {
-            alg: "ed25519".into(),
-            key: serde_bytes::ByteBuf::from(self.key.verifying_key().to_bytes().to_vec()),
-            sig: serde_bytes::ByteBuf::from(sig.to_bytes().to_vec()),
-        }
+    /// This key's id (see [`key_id`]).
+    pub fn key_id(&self) -> [u8; 8] {
+        key_id(&self.public_key())
+    }
+
+    /// Signs `payload` (deterministic CBOR of an [`Attested`]) as a tagged COSE_Sign1 message.
+    pub fn attest(&self, attested: &Attested) -> Vec<u8> {
+        let payload = deterministic_cbor(attested);
+        let protected = coset::HeaderBuilder::new()
+            .algorithm(iana::Algorithm::EdDSA)
+            .key_id(self.key_id().to_vec())
+            .build();
+        coset::CoseSign1Builder::new()
+            .protected(protected)
+            .payload(payload)
+            .create_signature(&[], |data| self.key.sign(data).to_bytes().to_vec())
+            .build()
+            .to_tagged_vec()
+            .expect("a COSE_Sign1 of plain bytes encodes")
     }
 }
 
-/// Checks a signature; with `trusted_key`, also that it was made with that key.
-pub fn verify(
-    correlation_id: Option<&str>,
-    receipt: &Receipt,
-    signature: &ReceiptSignature,
-    trusted_key: Option<&str>,
-) -> Result<String, VerifyError> {
-    if signature.alg != "ed25519" {
-        return Err(VerifyError::Malformed("unknown algorithm"));
+/// Checks a tagged COSE_Sign1 attestation against the pinned public key and returns its
+/// payload. The caller then compares the payload with the reply it came in.
+pub fn verify(attestation: &[u8], pinned_key: &[u8; 32]) -> Result<Attested, VerifyError> {
+    let sign1 = coset::CoseSign1::from_tagged_slice(attestation)
+        .or_else(|_| coset::CoseSign1::from_slice(attestation))
+        .map_err(|_| VerifyError::Malformed("not a COSE_Sign1 message"))?;
+    let alg = &sign1.protected.header.alg;
+    if *alg
+        != Some(coset::RegisteredLabelWithPrivate::Assigned(
+            iana::Algorithm::EdDSA,
+        ))
+    {
+        return Err(VerifyError::Malformed("not signed with EdDSA"));
     }
-    let key: [u8; 32] = signature
-        .key
-        .as_slice()
-        .try_into()
-        .map_err(|_| VerifyError::Malformed("key length"))?;
-    let sig: [u8; 64] = signature
-        .sig
-        .as_slice()
-        .try_into()
-        .map_err(|_| VerifyError::Malformed("signature length"))?;
-    let found = hex(&key);
-    if let Some(expected) = trusted_key {
-        if !found.eq_ignore_ascii_case(expected.trim()) {
-            return Err(VerifyError::WrongKey {
-                found,
-                expected: expected.trim().into(),
-            });
-        }
+    let expected = key_id(pinned_key);
+    if sign1.protected.header.key_id != expected {
+        return Err(VerifyError::WrongKey {
+            found: hex(&sign1.protected.header.key_id),
+            expected: hex(&expected),
+        });
     }
-    let verifying = VerifyingKey::from_bytes(&key).map_err(|_| VerifyError::Malformed("key"))?;
-    verifying
-        .verify(
-            &signed_bytes(correlation_id, receipt),
-            &Signature::from_bytes(&sig),
-        )
-        .map_err(|_| VerifyError::Mismatch)?;
-    Ok(found)
+    let verifying =
+        VerifyingKey::from_bytes(pinned_key).map_err(|_| VerifyError::Malformed("public key"))?;
+    sign1.verify_signature(&[], |sig, data| {
+        let sig: [u8; 64] = sig
+            .try_into()
+            .map_err(|_| VerifyError::Malformed("signature"))?;
+        verifying
+            .verify(data, &Signature::from_bytes(&sig))
+            .map_err(|_| VerifyError::Mismatch)
+    })?;
+    let payload = sign1.payload.ok_or(VerifyError::Malformed("no payload"))?;
+    ciborium::from_reader(payload.as_slice()).map_err(|_| VerifyError::Malformed("payload"))
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn parse_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
+/// Parses `2 * N` hex digits.
+pub fn parse_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
     if s.len() != N * 2 {
         return None;
     }
@@ -168,49 +248,4 @@ fn parse_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::wipe::Ledger;
-
-    fn receipt() -> Receipt {
-        let ledger = Ledger::new();
-        crate::wipe::SecretBuf::new(vec![1; 10], "input.photo", &ledger).wipe();
-        ledger.receipt(1)
-    }
-
-    #[test]
-    fn a_signed_receipt_verifies_and_an_edited_one_does_not() {
-        let signer = ReceiptSigner::generate().unwrap();
-        let r = receipt();
-        let sig = signer.sign(Some("job-1"), &r);
-        let key = signer.public_key_hex();
-        assert_eq!(verify(Some("job-1"), &r, &sig, Some(&key)).unwrap(), key);
-        let mut edited = r.clone();
-        edited.wiped[0].bytes += 1;
-        assert!(matches!(
-            verify(Some("job-1"), &edited, &sig, None),
-            Err(VerifyError::Mismatch)
-        ));
-        assert!(matches!(
-            verify(Some("job-2"), &r, &sig, None),
-            Err(VerifyError::Mismatch)
-        ));
-        let other = ReceiptSigner::generate().unwrap().public_key_hex();
-        assert!(matches!(
-            verify(Some("job-1"), &r, &sig, Some(&other)),
-            Err(VerifyError::WrongKey { .. })
-        ));
-    }
-
-    #[test]
-    fn a_key_file_holds_a_hex_seed() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("key");
-        std::fs::write(&path, "11".repeat(32)).unwrap();
-        let a = ReceiptSigner::from_file(&path).unwrap();
-        let b = ReceiptSigner::from_file(&path).unwrap();
-        assert_eq!(a.public_key_hex(), b.public_key_hex());
-        std::fs::write(&path, "nothex").unwrap();
-        assert!(ReceiptSigner::from_file(&path).is_err());
-    }
-}
+mod tests;
