@@ -401,11 +401,11 @@ async fn replies_reach_a_named_reply_queue_and_a_vanished_one_is_counted_then_ac
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_message_without_reply_to_is_dead_lettered_without_a_reply() {
+async fn a_message_without_reply_to_leaves_a_record_without_its_photo_and_no_reply() {
     let w = spawn_worker("deadletter").await;
     let client = w.client().await;
     let good = samples::jpeg(&samples::figure_photo(64, 48, 3), 90);
-    let body = body_of(&request(good, vec![output("t", "png", None, None)]));
+    let body = body_of(&request(good.clone(), vec![output("t", "png", None, None)]));
     let props = RawProps {
         reply_to: None,
         ..RawProps::request("orphan")
@@ -416,11 +416,26 @@ async fn a_message_without_reply_to_is_dead_lettered_without_a_reply() {
         .unwrap();
     let ch = conn.create_channel().await.unwrap();
     let dead = wait_get(&ch, &w.config.dlq()).await;
-    assert_eq!(
-        dead.properties.correlation_id().as_ref().unwrap().as_str(),
-        "orphan"
+    let record: serde_json::Value = serde_json::from_slice(&dead.data).expect("a JSON record");
+    assert_eq!(record["reason"], "no_reply_to");
+    assert_eq!(record["correlation_id"], "orphan");
+    assert_eq!(record["body_bytes"], body.len());
+    assert!(
+        dead.data.len() < 512,
+        "a record, not the job: {} bytes",
+        dead.data.len()
     );
+    assert!(!dead
+        .data
+        .windows(32)
+        .any(|w| good.windows(32).any(|g| g == w)));
     assert_eq!(w.shared.stats.snapshot().rejected, 1);
+    // The request itself was acknowledged: nothing is left on the jobs queue.
+    let left = ch
+        .basic_get(w.config.queue.as_str().into(), Default::default())
+        .await
+        .unwrap();
+    assert!(left.is_none());
     let _ = conn.close(200, "done".into()).await;
     client.close().await;
     w.stop().await;

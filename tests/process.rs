@@ -196,6 +196,31 @@ async fn submit_sends_a_request_file_and_writes_the_outputs_and_receipt() {
         !verify(&forged).status.success(),
         "an edited receipt must not verify"
     );
+    // Another key is refused, and so is an output file changed after the reply.
+    let other = std::process::Command::new(env!("CARGO_BIN_EXE_midnit-worker"))
+        .args(["verify-receipt", "--public-key", &"ab".repeat(32)])
+        .arg(&printed)
+        .output()
+        .unwrap();
+    assert!(
+        !other.status.success(),
+        "a receipt must not verify with another key"
+    );
+    let unpinned = std::process::Command::new(env!("CARGO_BIN_EXE_midnit-worker"))
+        .args(["verify-receipt"])
+        .arg(&printed)
+        .env_remove("MIDNIT_RECEIPT_PUBLIC_KEY")
+        .output()
+        .unwrap();
+    assert!(
+        !unpinned.status.success(),
+        "verification needs a pinned key"
+    );
+    std::fs::write(out.path().join("icon.png"), b"not the attested bytes").unwrap();
+    assert!(
+        !verify(&printed).status.success(),
+        "a changed output file must not verify"
+    );
     w.stop().await;
 }
 

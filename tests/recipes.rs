@@ -292,8 +292,15 @@ fn with(base: &Value, pointer: &str, value: Value) -> Value {
 
 fn check(recipe: &Value) -> Result<(), midnit_worker::protocol::JobError> {
     let value = ciborium::Value::serialized(recipe).unwrap();
-    midnit_worker::intake::check_recipe(&value, &["photo"], &Limits::default()).map(|_| ())
+    midnit_worker::intake::check_recipe(&value, &[("photo", PHOTO)], &Limits::default()).map(|_| ())
 }
+
+/// The shape the checks assume for every input: a 12 MP JPEG.
+const PHOTO: midnit_worker::recipe::Shape = midnit_worker::recipe::Shape {
+    width: 4000,
+    height: 3000,
+    shrinkable: true,
+};
 
 fn layer_stack(n: usize) -> Value {
     Value::Array(
@@ -637,18 +644,20 @@ async fn every_example_goes_through_the_broker_and_the_isolated_renderer() {
 
 #[test]
 fn every_example_costs_well_under_the_limit() {
-    let limit = midnit_worker::recipe::RecipeLimits::new(&Limits::default()).max_cost;
+    let limits = midnit_worker::recipe::RecipeLimits::new(&Limits::default());
     for request in examples() {
         let recipe = midnit_worker::recipe::from_json(recipe_of(&request)).unwrap();
-        let cost = midnit_worker::recipe::cost(&recipe);
+        let spent = midnit_worker::recipe::estimate(&recipe, &|_| Some(PHOTO));
+        let (w, h) = (recipe.canvas.width, recipe.canvas.height);
+        let cost = spent.visits / limits.visit_budget(w, h);
+        let peak = spent.peak_bytes as f64 / limits.peak_budget(w, h);
         println!(
-            "{}: cost {cost:.1}",
-            request.file_stem().unwrap().to_string_lossy()
+            "{}: {:.0}% of the visit budget, {:.0}% of the memory budget",
+            request.file_stem().unwrap().to_string_lossy(),
+            cost * 100.0,
+            peak * 100.0
         );
-        assert!(
-            cost > 1.0 && cost < limit / 2.0,
-            "{}: {cost}",
-            request.display()
-        );
+        assert!(cost > 0.0 && cost < 0.5, "{}: {cost}", request.display());
+        assert!(peak < 0.5, "{}: {peak}", request.display());
     }
 }
