@@ -526,3 +526,24 @@ async fn the_idle_wipe_waits_for_idle_time_and_a_steady_job_never_loses_its_conn
     replies.close().await;
     w.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declared_boxes_never_produced_do_not_raise_the_renderers_memory_limit() {
+    use midnit_worker::config::Limits;
+    use midnit_worker::executor::Isolated;
+    use midnit_worker::intake::{intake, Meta};
+    use midnit_worker::wipe::{Ledger, SecretBuf};
+    let limits = Limits::default();
+    let photo = samples::jpeg(&samples::figure_photo(64, 48, 3), 90);
+    // Eight outputs of the largest box on a 64x48 photo: never upscaled, each is 64x48.
+    let boxes = (0..8)
+        .map(|i| output(&format!("o{i}"), "png", Some(8192), Some(4096)))
+        .collect();
+    let ledger = Ledger::new();
+    let body = SecretBuf::new(body_of(&request(photo, boxes)), "request.body", &ledger);
+    let job = intake(body, &Meta::default(), &limits, None, &ledger).unwrap();
+    let binary = std::path::PathBuf::from(env!("CARGO_BIN_EXE_midnit-worker"));
+    let executor = Isolated::with_spares(binary, limits.clone(), 1, limits.max_job_memory_bytes, 0);
+    let memory = executor.memory_for(&job);
+    assert!(memory < 300 << 20, "{memory} bytes for a 64x48 photo");
+}
