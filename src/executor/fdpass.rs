@@ -7,6 +7,42 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 /// Most descriptors one message carries (one per spilled input).
 pub const MAX_FDS: usize = 64;
 
+/// A message of one byte with room for `payload` bytes of control data: the byte, its iovec
+/// and the control buffer, boxed so the header's pointers stay valid for the system call.
+struct OneByte {
+    byte: [u8; 1],
+    iov: libc::iovec,
+    control: Vec<u8>,
+}
+
+impl OneByte {
+    fn new(payload: usize) -> Box<Self> {
+        // SAFETY: CMSG_SPACE is a pure size computation.
+        let space = unsafe { libc::CMSG_SPACE(payload as u32) } as usize;
+        let mut m = Box::new(Self {
+            byte: [0],
+            iov: libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 1,
+            },
+            control: vec![0u8; space],
+        });
+        m.iov.iov_base = m.byte.as_mut_ptr().cast();
+        m
+    }
+
+    /// A header pointing at this message's byte and control buffer.
+    fn header(&mut self) -> libc::msghdr {
+        // SAFETY: an all-zero msghdr is a valid empty header.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut self.iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = self.control.as_mut_ptr().cast();
+        msg.msg_controllen = self.control.len() as _;
+        msg
+    }
+}
+
 /// Sends `fds` over the connected Unix socket `sock`, attached to a single byte.
 pub fn send(sock: RawFd, fds: &[RawFd]) -> io::Result<()> {
     if fds.is_empty() || fds.len() > MAX_FDS {
@@ -16,22 +52,11 @@ pub fn send(sock: RawFd, fds: &[RawFd]) -> io::Result<()> {
         ));
     }
     let payload = std::mem::size_of_val(fds);
-    let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    // SAFETY: CMSG_SPACE is a pure size computation.
-    let space = unsafe { libc::CMSG_SPACE(payload as u32) } as usize;
-    let mut control = vec![0u8; space];
-    // SAFETY: an all-zero msghdr is a valid empty header; every pointer set below outlives
-    // the sendmsg call, and the control buffer has CMSG_SPACE(payload) bytes, as CMSG_* expect.
+    let mut message = OneByte::new(payload);
+    let msg = message.header();
+    // SAFETY: `msg` points into `message`, which outlives the call; its control buffer has
+    // CMSG_SPACE(payload) bytes, as the CMSG_* macros expect.
     unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = space as _;
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
         (*cmsg).cmsg_level = libc::SOL_SOCKET;
         (*cmsg).cmsg_type = libc::SCM_RIGHTS;
@@ -48,23 +73,12 @@ pub fn send(sock: RawFd, fds: &[RawFd]) -> io::Result<()> {
 /// Receives up to `max` descriptors sent by [`send`] on `sock` (blocking).
 pub fn recv(sock: RawFd, max: usize) -> io::Result<Vec<OwnedFd>> {
     let max = max.min(MAX_FDS);
-    let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    // SAFETY: a pure size computation.
-    let space = unsafe { libc::CMSG_SPACE((max * std::mem::size_of::<RawFd>()) as u32) } as usize;
-    let mut control = vec![0u8; space];
+    let mut message = OneByte::new(max * std::mem::size_of::<RawFd>());
+    let mut msg = message.header();
     let mut fds = Vec::new();
     // SAFETY: as in `send`; the kernel writes at most `msg_controllen` bytes of control data,
     // and only descriptors it installed in this process are read back out of it.
     unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = space as _;
         let n = libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC);
         if n != 1 {
             return Err(if n < 0 {

@@ -239,8 +239,8 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
                     }
                 }
             }
-            Head::Array(len) => self.nested(|d| v.visit_seq(Seq { d, left: len })),
-            Head::Map(len) => self.nested(|d| v.visit_map(Map { d, left: len })),
+            Head::Array(len) => self.nested(|d| v.visit_seq(Items { d, left: len })),
+            Head::Map(len) => self.nested(|d| v.visit_map(Items { d, left: len })),
             Head::Simple(20) => v.visit_bool(false),
             Head::Simple(21) => v.visit_bool(true),
             Head::Simple(22 | 23) => v.visit_unit(),
@@ -318,18 +318,15 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
     }
 }
 
-struct Seq<'a, 'de> {
+/// The items left of an array or map: a count, or until the break of an indefinite one.
+struct Items<'a, 'de> {
     d: &'a mut Deserializer<'de>,
     left: Option<u64>,
 }
 
-impl<'de> de::SeqAccess<'de> for Seq<'_, 'de> {
-    type Error = DeError;
-
-    fn next_element_seed<T: DeserializeSeed<'de>>(
-        &mut self,
-        seed: T,
-    ) -> Result<Option<T::Value>, DeError> {
+impl<'de> Items<'_, 'de> {
+    /// Reads the next item with `seed`, or `None` at the end.
+    fn next<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, DeError> {
         match &mut self.left {
             Some(0) => return Ok(None),
             Some(n) => *n -= 1,
@@ -344,25 +341,29 @@ impl<'de> de::SeqAccess<'de> for Seq<'_, 'de> {
     }
 }
 
-struct Map<'a, 'de> {
-    d: &'a mut Deserializer<'de>,
-    left: Option<u64>,
+impl<'de> de::SeqAccess<'de> for Items<'_, 'de> {
+    type Error = DeError;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, DeError> {
+        self.next(seed)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Items::size_hint(self)
+    }
 }
 
-impl<'de> de::MapAccess<'de> for Map<'_, 'de> {
+impl<'de> de::MapAccess<'de> for Items<'_, 'de> {
     type Error = DeError;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, DeError> {
-        match &mut self.left {
-            Some(0) => return Ok(None),
-            Some(n) => *n -= 1,
-            None if self.d.c.at_break()? => return Ok(None),
-            None => {}
-        }
-        seed.deserialize(&mut *self.d).map(Some)
+        self.next(seed)
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
@@ -370,7 +371,7 @@ impl<'de> de::MapAccess<'de> for Map<'_, 'de> {
     }
 
     fn size_hint(&self) -> Option<usize> {
-        self.left.and_then(|n| usize::try_from(n).ok())
+        Items::size_hint(self)
     }
 }
 
