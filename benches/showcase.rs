@@ -4,15 +4,18 @@
 //!
 //! `taskset -c 0 cargo bench --bench showcase` (one core)
 
+// `criterion_group!` writes an undocumented public function.
+#![allow(missing_docs)]
+
 use criterion::{criterion_group, criterion_main, Criterion};
-use midnit_worker::config::Limits;
-use midnit_worker::gallery;
 use midnit_worker::intake::{intake, Meta};
-use midnit_worker::pipeline::compose::{self, place};
-use midnit_worker::pipeline::render;
+use midnit_worker::job::Limits;
 use midnit_worker::protocol::encode_request;
 use midnit_worker::recipe::layout;
-use midnit_worker::samples;
+use midnit_worker::render::compose::{self, place};
+use midnit_worker::render::render;
+use midnit_worker::tools::gallery;
+use midnit_worker::tools::samples;
 use midnit_worker::wipe::{Ledger, SecretBuf, ZeroingAlloc};
 use std::hint::black_box;
 

@@ -4,12 +4,16 @@
 //!
 //! `cargo bench --bench stages`
 
+// `criterion_group!` writes an undocumented public function.
+#![allow(missing_docs)]
+
 use criterion::{criterion_group, criterion_main, Criterion};
-use midnit_worker::config::Limits;
-use midnit_worker::intake::{intake, Job, Meta};
-use midnit_worker::pipeline::{decode, encode, geometry, resize};
+use midnit_worker::intake::{intake, Meta};
+use midnit_worker::job::Job;
+use midnit_worker::job::Limits;
 use midnit_worker::protocol::encode_request;
-use midnit_worker::samples;
+use midnit_worker::render::{decode, encode, geometry, resize};
+use midnit_worker::tools::samples;
 use midnit_worker::wipe::{Ledger, SecretBuf, ZeroingAlloc};
 use std::hint::black_box;
 

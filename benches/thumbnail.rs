@@ -4,12 +4,15 @@
 //! `cargo bench --bench thumbnail` (with a second case that turns the zeroing allocator off,
 //! to measure its share)
 
+// `criterion_group!` writes an undocumented public function.
+#![allow(missing_docs)]
+
 use criterion::{criterion_group, criterion_main, Criterion};
-use midnit_worker::config::Limits;
 use midnit_worker::intake::{intake, Meta};
-use midnit_worker::pipeline::render;
+use midnit_worker::job::Limits;
 use midnit_worker::protocol::encode_request;
-use midnit_worker::samples;
+use midnit_worker::render::render;
+use midnit_worker::tools::samples;
 use midnit_worker::wipe::{Ledger, SecretBuf, ZeroingAlloc};
 use std::hint::black_box;
 

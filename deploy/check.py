@@ -36,8 +36,8 @@ def env_of(container):
 
 # The example configuration: the queue and drain timeout the other files must agree with.
 example = tomllib.loads((DEPLOY / "worker.example.toml").read_text())
-QUEUE = example["queue"]
-DRAIN = example["drain_timeout_secs"]
+QUEUE = example["broker"]["queue"]
+DRAIN = example["worker"]["drain_timeout_secs"]
 
 # 1. Every YAML and JSON file parses.
 docs = {}

@@ -79,15 +79,17 @@ impl Client {
 
     /// Connects as the worker does (its URL, `frame_max` and TLS settings) and sends jobs to
     /// its queue, persistent when its topology is durable.
-    pub async fn for_worker(config: &crate::config::Config) -> Result<Self, ClientError> {
-        let conn = crate::broker::connect(config, "midnit-client")
+    pub async fn for_worker(
+        config: &crate::app::config::BrokerSettings,
+    ) -> Result<Self, ClientError> {
+        let conn = crate::app::broker::connect(config, "midnit-client")
             .await
             .map_err(|e| match e {
-                crate::broker::BrokerError::Connect { source, .. }
-                | crate::broker::BrokerError::Op { source, .. } => ClientError::Broker(source),
+                crate::app::broker::BrokerError::Connect { source, .. }
+                | crate::app::broker::BrokerError::Op { source, .. } => ClientError::Broker(source),
                 other => ClientError::Config(other.to_string()),
             })?;
-        let durable = config.topology == crate::config::Topology::Durable;
+        let durable = config.topology == crate::app::config::Topology::Durable;
         Self::on(conn, &config.queue, durable).await
     }
 

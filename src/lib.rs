@@ -1,41 +1,45 @@
 //! # midnit-worker
 //!
 //! A queue-driven worker that renders images from a collector's photos, replies, and wipes
-//! every byte of the job. A job travels through the modules in this order:
+//! every byte of the job.
 //!
-//! 1. [`intake`] — AMQP properties and the CBOR body become a typed [`intake::Job`]; every
-//!    limit that can be checked without decoding is checked ([`pipeline::probe`] reads headers).
-//! 2. [`executor`] — runs the pure [`pipeline::render`] (decode → compose a [`recipe`] →
-//!    resize → encode): by default
-//!    in a single-use renderer process per job under kernel limits ([`executor::Isolated`]),
-//!    or in-process on the blocking pool ([`executor::InProcess`]).
-//! 3. [`worker`] — seals the reply (outputs copied, then wiped, then the receipt taken),
-//!    publishes it through [`broker`] with confirms, then acks. One place decides ack,
-//!    requeue or reject.
-//! 4. [`wipe`] — [`wipe::SecretBuf`] and [`wipe::SpillFile`] drop guards zero what a job held
-//!    and feed its [`wipe::Ledger`]; [`wipe::ZeroingAlloc`] zeroes every freed heap block.
+//! The modules are declared below in the order of a job's way, and each uses only modules
+//! declared before it (`tests/it/layers.rs` checks every `crate::` path):
 //!
-//! Around them: [`protocol`] (the v1 wire contract), [`config`], [`serve`] (a worker on the
-//! broker, start to clean exit), [`http`] (health and metrics), [`client`] (the backend's side), [`memqueue`] (the demo's
-//! in-process queue), [`bench`] (the load generator), [`telemetry`], [`request_file`], [`samples`], [`gallery`] (the recipe examples), [`demo`], [`commands`].
+//! | module | what it is |
+//! |---|---|
+//! | [`wipe`] | the foundation every stage holds job bytes in: [`wipe::SecretBuf`] and [`wipe::SpillFile`] zero what they held on drop and write it in the job's [`wipe::Ledger`]; [`wipe::ZeroingAlloc`] zeroes every freed heap block; receipts and their signature |
+//! | [`settings`](mod@settings) | how a section of settings is declared once ([`settings!`]) |
+//! | [`protocol`] | the v1 wire contract: request, reply, error codes, their one encoder |
+//! | [`recipe`] | the recipe language: types, checks, layout, the cost model |
+//! | [`job`] | the types every stage shares: [`job::Job`], its inputs and output plans, [`job::Limits`] |
+//! | [`intake`] | stage 1: properties and CBOR body → a checked [`job::Job`]; every limit that can be checked without decoding (the [`intake::probe`] reads headers) |
+//! | [`render`] | stage 2: the pure pipeline ([`render::render`]: decode → compose → resize → encode) and where it runs ([`render::executor`]: a single-use confined renderer process per job, or in process) |
+//! | [`reply`] | stage 3: one [`reply::process::Processor::process_one`] (intake → render → seal) for every caller, the sealed reply, and the pure ack decision ([`reply::settle::decide`]) |
+//! | [`app`] | around the stages: the worker's loop on the broker, configuration, health and metrics, logging |
+//! | [`client`] | the backend's side: send a request, await its reply |
+//! | [`tools`] | beside the worker: the load generator, the demo, the gallery, samples, the command line's commands |
 
-pub mod bench;
-pub mod broker;
-pub mod client;
-pub mod commands;
-pub mod config;
-pub mod demo;
-pub mod executor;
-pub mod gallery;
-pub mod http;
-pub mod intake;
-pub mod memqueue;
-pub mod pipeline;
-pub mod protocol;
-pub mod recipe;
-pub mod request_file;
-pub mod samples;
-pub mod serve;
-pub mod telemetry;
+#![deny(missing_docs, unsafe_op_in_unsafe_fn)]
+
 pub mod wipe;
-pub mod worker;
+
+pub mod settings;
+
+pub mod protocol;
+
+pub mod recipe;
+
+pub mod job;
+
+pub mod intake;
+
+pub mod render;
+
+pub mod reply;
+
+pub mod app;
+
+pub mod client;
+
+pub mod tools;

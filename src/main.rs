@@ -2,7 +2,11 @@
 //! hand over to the library.
 
 use clap::{Parser, Subcommand};
-use midnit_worker::{commands, config::Config, demo, executor, telemetry, wipe::ZeroingAlloc};
+use midnit_worker::app::{config::Config, serve, telemetry};
+use midnit_worker::render::executor;
+use midnit_worker::tools::cli;
+use midnit_worker::tools::demo;
+use midnit_worker::wipe::ZeroingAlloc;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -102,17 +106,19 @@ enum Command {
         /// `standard` (thumbnails, a PNG conversion, a showcase card) or `small` (one 190 KB
         /// JPEG to 256 px, for the overhead of the broker and isolation).
         #[arg(long, value_enum, default_value = "standard")]
-        mix: midnit_worker::bench::Mix,
+        mix: midnit_worker::tools::bench::Mix,
     },
     /// Render every recipe example in docs/examples/recipes into its out/ directory (the
     /// README gallery and the golden tests' references), generating the sample photos first.
     Gallery {
         /// The examples directory.
-        #[arg(long, default_value = midnit_worker::gallery::DIR)]
+        #[arg(long, default_value = midnit_worker::tools::gallery::DIR)]
         dir: PathBuf,
     },
     /// Print the JSON Schema of the recipe language (docs/recipe.schema.json).
     RecipeSchema,
+    /// Print the table of every setting (the README's configuration table).
+    Settings,
     /// Write the synthetic sample inputs used by docs/examples.
     Samples {
         /// Where to write them.
@@ -131,11 +137,11 @@ fn parse_set(s: &str) -> Result<(String, String), String> {
 
 fn main() -> ExitCode {
     midnit_worker::wipe::prefer_mmap_for_big_blocks();
-    if std::env::args().nth(1).as_deref() == Some(executor::child::CHILD_COMMAND) {
+    if std::env::args().nth(1).as_deref() == Some(executor::renderer::CHILD_COMMAND) {
         // A renderer: no logging, no runtime; panics are caught and answered by the pipeline.
         std::panic::set_hook(Box::new(|_| {}));
         let args: Vec<String> = std::env::args().skip(2).collect();
-        std::process::exit(executor::child::run_child(&args));
+        std::process::exit(executor::renderer::run_child(&args));
     }
     if std::env::args().nth(1).as_deref() == Some(executor::selftest::SELFTEST_COMMAND) {
         let args: Vec<String> = std::env::args().skip(2).collect();
@@ -176,28 +182,33 @@ fn main() -> ExitCode {
 
 async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
-        Command::Serve => commands::serve(config).await?,
+        Command::Serve => {
+            // The zeroing allocator is this binary's: it follows `wipe_memory` here, once.
+            ZeroingAlloc::set_enabled(config.wipe.wipe_memory);
+            serve::serve(config).await?
+        }
         Command::Submit {
             request,
             out,
             timeout,
         } => {
             let timeout = Duration::from_secs(timeout);
-            let sent = commands::submit(&config, &request, &out, timeout).await?;
+            let sent = cli::submit(&config, &request, &out, timeout).await?;
             let submitted = (sent.correlation_id.as_str(), &sent.request_sha256);
-            commands::print_reply(&sent.reply, Some(submitted), &out)?;
+            cli::print_reply(&sent.reply, Some(submitted), &out)?;
         }
         Command::Render { request, out } => {
-            let reply = commands::render(&config, &request, &out).await?;
-            commands::print_reply(&reply, None, &out)?;
+            let reply = cli::render(&config, &request, &out).await?;
+            cli::print_reply(&reply, None, &out)?;
         }
         Command::Demo { out } => demo::run(config, &out).await?,
-        Command::Samples { out, photos } => commands::samples(&out, photos)?,
+        Command::Samples { out, photos } => cli::samples(&out, photos)?,
         Command::Gallery { dir } => {
-            for path in midnit_worker::gallery::write(&config, &dir).await? {
+            for path in midnit_worker::tools::gallery::write(&config, &dir).await? {
                 println!("wrote {}", path.display());
             }
         }
+        Command::Settings => print!("{}", Config::markdown_table()),
         Command::RecipeSchema => {
             let schema = midnit_worker::recipe::schema();
             println!("{}", serde_json::to_string_pretty(&schema)?);
@@ -217,15 +228,15 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                 jobs > 0 && !concurrency.is_empty() && !concurrency.contains(&0),
                 "--jobs and every --in-flight level must be at least 1"
             );
-            let plan = midnit_worker::bench::Plan {
+            let plan = midnit_worker::tools::bench::Plan {
                 concurrency,
                 jobs,
                 photo: (w, h),
                 out: out.clone(),
                 mix,
             };
-            let report = midnit_worker::bench::run(config, &plan).await?;
-            midnit_worker::bench::print(&report);
+            let report = midnit_worker::tools::bench::run(config, &plan).await?;
+            midnit_worker::tools::bench::print(&report);
             println!(
                 "wrote {} and {}",
                 out.join("bench.json").display(),
@@ -233,12 +244,12 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             );
         }
         Command::Healthcheck { path } => {
-            let status = midnit_worker::http::probe(&config.http_addr, &path)?;
+            let status = midnit_worker::app::http::get_status(&config.http.http_addr, &path)?;
             anyhow::ensure!(status == 200, "{path}: HTTP {status}");
             println!("{path}: ok");
         }
         Command::VerifyReceipt { file, public_key } => {
-            let kid = commands::verify_receipt(&file, &public_key)?;
+            let kid = cli::verify_receipt(&file, &public_key)?;
             println!(
                 "valid: attested by the pinned key {} (key id {kid}); status, request digest, \
                  outputs and receipt all match",

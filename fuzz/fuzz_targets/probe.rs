@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use midnit_worker::config::Limits;
+use midnit_worker::job::Limits;
 use midnit_worker::intake::probe::probe_bytes;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,8 +2,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use midnit_worker::config::Limits;
-use midnit_worker::recipe::{check, parse_cbor, RecipeLimits, Shape};
+use midnit_worker::job::Limits;
+use midnit_worker::intake::recipe::parse_cbor;
+use midnit_worker::recipe::{check, Shape};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(recipe) = parse_cbor(data) {
@@ -13,6 +14,6 @@ fuzz_target!(|data: &[u8]| {
             shrinkable: true,
         };
         let inputs = [("photo", shape), ("logo", shape)];
-        let _ = check(&recipe, &inputs, &RecipeLimits::new(&Limits::default()));
+        let _ = check(&recipe, &inputs, &Limits::default().recipe());
     }
 });

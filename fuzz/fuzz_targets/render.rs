@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use midnit_worker::config::Limits;
+use midnit_worker::job::Limits;
 use midnit_worker::intake::{intake, Meta};
 use midnit_worker::protocol::{encode_request, OutputSpec, Request};
 use midnit_worker::wipe::{Ledger, SecretBuf};
@@ -32,6 +32,6 @@ fuzz_target!(|data: &[u8]| {
     let ledger = Ledger::new();
     let body = SecretBuf::new(encode_request(&request), "request.body", &ledger);
     if let Ok(job) = intake(body, &Meta::default(), &limits, None, &ledger) {
-        let _ = midnit_worker::pipeline::render(&job, &limits);
+        let _ = midnit_worker::render::render(&job, &limits);
     }
 });

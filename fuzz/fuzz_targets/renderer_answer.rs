@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use midnit_worker::config::Limits;
-use midnit_worker::executor::child::accept;
+use midnit_worker::job::Limits;
+use midnit_worker::render::executor::accept;
 use midnit_worker::intake::plan_outputs;
 use midnit_worker::protocol::OutputSpec;
 use midnit_worker::wipe::{Ledger, SecretBuf};

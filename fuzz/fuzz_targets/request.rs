@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use midnit_worker::config::Limits;
+use midnit_worker::job::Limits;
 use midnit_worker::intake::{intake, Meta};
 use midnit_worker::wipe::{Ledger, SecretBuf};
 

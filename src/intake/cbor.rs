@@ -5,7 +5,7 @@
 //! the `outputs` and `recipe` items to the typed parser as sub-slices. Work is linear in the
 //! bytes read; nesting is bounded by [`MAX_DEPTH`].
 
-/// Deepest nesting [`Cursor::skip`] follows.
+/// Deepest nesting `Cursor::skip` follows.
 pub const MAX_DEPTH: u32 = 64;
 
 /// The head of one CBOR data item.

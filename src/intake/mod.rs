@@ -18,15 +18,16 @@ pub mod envelope;
 pub mod fields;
 mod outputs;
 pub mod probe;
+pub mod recipe;
 
 pub use outputs::{parse_outputs, plan_outputs};
 
-use crate::config::Limits;
+use crate::job::Limits;
+use crate::job::{shape, Header, Input, InputData, Job};
 use crate::protocol::{ErrorCode, JobError, CONTENT_TYPE};
-use crate::recipe::{Fit, Recipe, RecipeLimits};
-use crate::wipe::{Ledger, SecretBuf, SpillDir, SpillFile};
-use probe::{probe_bytes, Header};
-use serde::{Deserialize, Serialize};
+use crate::recipe::Recipe;
+use crate::wipe::{Ledger, SecretBuf, SpillDir};
+use probe::probe_bytes;
 
 /// What intake needs to know about the message besides its body.
 #[derive(Debug, Clone, Default)]
@@ -42,138 +43,6 @@ pub struct Spill<'a> {
     pub dir: &'a SpillDir,
     /// Inputs larger than this many bytes are spilled.
     pub threshold: usize,
-}
-
-/// A parsed, checked job, ready for the pipeline.
-#[derive(Debug)]
-pub struct Job {
-    /// Named inputs, in name order.
-    pub inputs: Vec<Input>,
-    /// Requested outputs, in request order.
-    pub outputs: Vec<OutputPlan>,
-    /// The generation recipe, checked; `None` for a thumbnail/convert job.
-    pub recipe: Option<Recipe>,
-    /// The job's wipe ledger.
-    pub ledger: Ledger,
-}
-
-impl Job {
-    /// What the recipe cost model knows of each input: its stored size, and whether it can
-    /// be decoded at a reduced scale.
-    pub fn shapes(&self) -> Vec<(&str, crate::recipe::Shape)> {
-        self.inputs
-            .iter()
-            .map(|i| (i.name.as_str(), shape(&i.header)))
-            .collect()
-    }
-}
-
-/// The cost model's view of an input's header.
-pub fn shape(h: &Header) -> crate::recipe::Shape {
-    let (width, height) = h.extent();
-    crate::recipe::Shape {
-        width,
-        height,
-        shrinkable: h.format == probe::InputFormat::Jpeg,
-    }
-}
-
-/// One source image.
-#[derive(Debug)]
-pub struct Input {
-    /// Its name in the request.
-    pub name: String,
-    /// What its header declares.
-    pub header: Header,
-    /// Its encoded bytes.
-    pub data: InputData,
-}
-
-impl Serialize for OutputFormat {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-/// Where an input's encoded bytes are.
-pub enum InputData {
-    /// In memory.
-    Memory(SecretBuf),
-    /// In a spill file (large inputs).
-    Spilled(SpillFile),
-    /// In a spill file owned (and wiped) by another process — the worker, seen from its
-    /// renderer — reached through a read-only descriptor the worker passed over.
-    Descriptor(std::fs::File),
-}
-
-impl std::fmt::Debug for InputData {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Memory(b) => write!(f, "Memory({} bytes)", b.len()),
-            Self::Spilled(s) => write!(f, "Spilled({} bytes)", s.len()),
-            Self::Descriptor(_) => f.write_str("Descriptor"),
-        }
-    }
-}
-
-/// Output encodings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputFormat {
-    /// Baseline JPEG (alpha is flattened onto white).
-    Jpeg,
-    /// PNG.
-    Png,
-    /// Lossless WebP.
-    WebP,
-}
-
-impl OutputFormat {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Jpeg => "jpeg",
-            Self::Png => "png",
-            Self::WebP => "webp",
-        }
-    }
-
-    /// Whether `data` starts the way an encoding of this format must.
-    pub fn matches(self, data: &[u8]) -> bool {
-        match self {
-            Self::Jpeg => data.starts_with(&[0xFF, 0xD8, 0xFF]),
-            Self::Png => data.starts_with(b"\x89PNG\r\n\x1a\n"),
-            Self::WebP => data.len() >= 12 && &data[..4] == b"RIFF" && &data[8..12] == b"WEBP",
-        }
-    }
-
-    /// The format with this wire name (case-insensitive; `jpg` is `jpeg`).
-    pub fn parse(name: &str) -> Option<Self> {
-        match name.to_ascii_lowercase().as_str() {
-            "jpeg" | "jpg" => Some(Self::Jpeg),
-            "png" => Some(Self::Png),
-            "webp" => Some(Self::WebP),
-            _ => None,
-        }
-    }
-}
-
-/// One checked output request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OutputPlan {
-    /// Output name.
-    pub name: String,
-    /// Encoding.
-    pub format: OutputFormat,
-    /// Bounding width.
-    pub width: Option<u32>,
-    /// Bounding height.
-    pub height: Option<u32>,
-    /// Fit mode.
-    pub fit: Fit,
-    /// JPEG quality.
-    pub quality: u8,
-    /// May the output be larger than the source.
-    pub upscale: bool,
 }
 
 /// A limit breach: what the request has, and the limit it breaks.
@@ -213,7 +82,7 @@ fn read_job(
     let outputs = parse_outputs(envelope.outputs, limits)?;
     let recipe = match envelope.recipe {
         // An explicit null is the same as no recipe.
-        Some(item) if item != [0xf6] => Some(crate::recipe::parse_cbor(item)?),
+        Some(item) if item != [0xf6] => Some(crate::intake::recipe::parse_cbor(item)?),
         _ if envelope.inputs.len() != 1 => {
             return Err(invalid(
                 "inputs: a request without a recipe takes exactly one input",
@@ -234,7 +103,7 @@ fn read_job(
             .zip(&headers)
             .map(|((n, _), h)| (n.as_str(), shape(h)))
             .collect();
-        crate::recipe::check(recipe, &shapes, &RecipeLimits::new(limits))?;
+        crate::recipe::check(recipe, &shapes, &limits.recipe())?;
     }
     let mut inputs = Vec::with_capacity(envelope.inputs.len());
     for ((name, range), header) in envelope.inputs.into_iter().zip(headers) {
@@ -284,8 +153,8 @@ pub fn check_recipe(
 ) -> Result<Recipe, JobError> {
     let mut item = Vec::new();
     ciborium::into_writer(value, &mut item).map_err(|_| malformed("recipe: not encodable"))?;
-    let recipe = crate::recipe::parse_cbor(&item)?;
-    crate::recipe::check(&recipe, inputs, &RecipeLimits::new(limits))?;
+    let recipe = crate::intake::recipe::parse_cbor(&item)?;
+    crate::recipe::check(&recipe, inputs, &limits.recipe())?;
     Ok(recipe)
 }
 

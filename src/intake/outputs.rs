@@ -1,8 +1,8 @@
 //! The `outputs` field: parsed straight into checked types, then planned against the limits.
 
 use super::fields::{typed, FieldError, Kind};
-use super::{OutputFormat, OutputPlan};
-use crate::config::Limits;
+use crate::job::Limits;
+use crate::job::{OutputFormat, OutputPlan};
 use crate::protocol::{ErrorCode, JobError, OutputSpec};
 use crate::recipe::Fit;
 use serde::de::{self, Deserializer, Unexpected};
@@ -77,13 +77,6 @@ impl<'de> Deserialize<'de> for Quality {
             Ok(q) if (1..=100).contains(&q) => Ok(Self(q)),
             _ => Err(refuse("quality", "an integer 1-100")),
         }
-    }
-}
-
-impl<'de> Deserialize<'de> for OutputFormat {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Self::parse(&s).ok_or_else(|| refuse("format", "one of `jpeg`, `png`, `webp`"))
     }
 }
 

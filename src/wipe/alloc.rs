@@ -108,14 +108,16 @@ fn zero(ptr: *mut u8, len: usize) {
 // memory the caller still owns, before it is released.
 unsafe impl GlobalAlloc for ZeroingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let ptr = System.alloc(layout);
+        // SAFETY: the caller's layout has a non-zero size, as `GlobalAlloc::alloc` requires.
+        let ptr = unsafe { System.alloc(layout) };
         dont_dump(ptr, layout.size());
         meter::add(layout.size() as isize);
         ptr
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let ptr = System.alloc_zeroed(layout);
+        // SAFETY: as for `alloc`.
+        let ptr = unsafe { System.alloc_zeroed(layout) };
         dont_dump(ptr, layout.size());
         meter::add(layout.size() as isize);
         ptr
@@ -124,17 +126,26 @@ unsafe impl GlobalAlloc for ZeroingAlloc {
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         zero(ptr, layout.size());
         meter::add(-(layout.size() as isize));
-        System.dealloc(ptr, layout)
+        // SAFETY: the caller allocated `ptr` with this allocator and `layout`; `alloc` took it
+        // from `System` with the same layout.
+        unsafe { System.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // System::realloc may move the block and free the old one unzeroed, so every resize is
         // done here by hand: allocate, copy, zero the old block, free it.
-        let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
-        let new_ptr = self.alloc(new_layout);
+        // SAFETY: `realloc`'s contract gives a non-zero `new_size` that, rounded up to the
+        // block's alignment, does not overflow `isize`; the alignment is the block's own.
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        // SAFETY: `new_layout` has a non-zero size.
+        let new_ptr = unsafe { self.alloc(new_layout) };
         if !new_ptr.is_null() {
-            std::ptr::copy_nonoverlapping(ptr, new_ptr, layout.size().min(new_size));
-            self.dealloc(ptr, layout);
+            // SAFETY: the old block holds `layout.size()` bytes, the new one `new_size`; they
+            // are distinct allocations, and the old one was allocated here with `layout`.
+            unsafe {
+                std::ptr::copy_nonoverlapping(ptr, new_ptr, layout.size().min(new_size));
+                self.dealloc(ptr, layout);
+            }
         }
         new_ptr
     }

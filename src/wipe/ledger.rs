@@ -19,8 +19,8 @@ pub const MAX_TEXT: usize = 96;
 /// Most failed entries a ledger lists (each spill file can fail once).
 pub const MAX_FAILURES: usize = 64;
 
-/// An upper bound on a receipt's CBOR size: [`MAX_ENTRIES`] + 1 + [`MAX_FAILURES`] entries of
-/// at most [`MAX_TEXT`]-byte texts, and the fixed fields (checked by a test).
+/// An upper bound on a receipt's CBOR size: [`MAX_ENTRIES`] + 1 + `MAX_FAILURES` entries of
+/// at most `MAX_TEXT`-byte texts, and the fixed fields (checked by a test).
 pub const RECEIPT_MAX_BYTES: usize = 128 * 1024;
 
 /// The name of the entry that folds what did not fit.
@@ -77,7 +77,7 @@ pub struct Meter {
     visits: AtomicU64,
 }
 
-/// A reading of a [`Meter`].
+/// A reading of a `Meter`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Metered {
     /// Most bytes held at once.

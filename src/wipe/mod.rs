@@ -1,4 +1,5 @@
-//! Stage 4 — **wipe**: every byte a job held is destroyed, and the destruction is written down.
+//! The foundation — **wipe**: every byte a job held is destroyed, and the destruction is written
+//! down. Every stage holds job bytes in these guards, so every stage may use this module.
 //!
 //! - [`SecretBuf`] owns job bytes (a request body, an input, pixels, an encoded output). Dropping
 //!   it zeroes the whole allocation and records the wipe in the job's [`Ledger`].
@@ -59,6 +60,14 @@ pub fn cbor_from_slice<T: serde::de::DeserializeOwned>(
     let decoded = ciborium::de::from_reader_with_buffer(bytes, &mut scratch);
     wipe_bytes(&mut scratch);
     decoded
+}
+
+/// Drops `value` on the blocking pool and waits until it is gone: for job bytes whose wipe
+/// is slow work (megabytes zeroed; a spill file overwritten, synced, read back and unlinked),
+/// which must not stall the async runtime and must be done before the receipt is taken.
+pub async fn off_runtime<T: Send + 'static>(value: T) {
+    // A panic while dropping has already unwound on the pool; nothing is left to wipe here.
+    let _ = tokio::task::spawn_blocking(move || drop(value)).await;
 }
 
 /// Milliseconds since the Unix epoch, for receipts and logs.

@@ -1,5 +1,5 @@
 use super::*;
-use crate::samples::{self, hostile};
+use crate::tools::samples::{self, hostile};
 use std::io::Cursor;
 
 fn probe(bytes: &[u8]) -> Result<Header, JobError> {

@@ -1,0 +1,281 @@
+//! Configuration: defaults → TOML file → environment (`MIDNIT_*`) → command-line flags.
+//!
+//! Every setting is declared once, in its section (`sections.rs`, and [`Limits`] in the job):
+//! its type, default, and the text of the README's table, which is generated from it
+//! ([`Config::markdown_table`]; a test keeps the README equal to it). The same key names a TOML
+//! field (under its section, `[broker] queue = …`, or at the top level), an environment
+//! variable (`MIDNIT_QUEUE`) and a `--set key=value` flag; all three go through one setter.
+
+mod sections;
+mod values;
+
+use crate::job::Limits;
+pub use sections::{BrokerSettings, ExecutorSettings, HttpSettings, WipeSettings, WorkerSettings};
+pub use values::{ExecutorKind, SecretUrl, Topology};
+
+use crate::settings::{Key, Section};
+use std::path::{Path, PathBuf};
+
+/// A configuration error: which key, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this configuration.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (unknown key, wrong type …).
+        message: String,
+    },
+    /// A key is not known.
+    #[error("unknown setting `{0}` (see the configuration table in the README)")]
+    UnknownKey(String),
+    /// A value does not parse or is out of range.
+    #[error("setting `{key}`: {message}")]
+    Invalid {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The worker's configuration: one section per concern.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Config {
+    /// The broker.
+    pub broker: BrokerSettings,
+    /// Concurrency and shutdown.
+    pub worker: WorkerSettings,
+    /// Where jobs are rendered.
+    pub executor: ExecutorSettings,
+    /// Spill files, wiping, the receipt key.
+    pub wipe: WipeSettings,
+    /// The health and metrics listener.
+    pub http: HttpSettings,
+    /// The limits every job is held to.
+    pub limits: Limits,
+}
+
+/// The sections' names, in the order the README lists them.
+pub const SECTIONS: [&str; 6] = ["broker", "worker", "executor", "wipe", "http", "limits"];
+
+impl Config {
+    /// Every setting, section by section.
+    pub fn keys() -> impl Iterator<Item = &'static Key> {
+        [
+            BrokerSettings::KEYS,
+            WorkerSettings::KEYS,
+            ExecutorSettings::KEYS,
+            WipeSettings::KEYS,
+            HttpSettings::KEYS,
+            Limits::KEYS,
+        ]
+        .into_iter()
+        .flatten()
+    }
+
+    /// The README's configuration table, generated from the one definition.
+    pub fn markdown_table() -> String {
+        let mut out = String::from(
+            "| environment | section | key | default | meaning |\n|---|---|---|---|---|\n",
+        );
+        for k in Self::keys() {
+            out.push_str(&format!(
+                "| `{}` | `[{}]` | `{}` | {} | {} |\n",
+                k.env(),
+                k.section,
+                k.name,
+                k.default,
+                k.meaning
+            ));
+        }
+        out
+    }
+
+    /// Loads defaults, then `file` (if any), then the `MIDNIT_*` environment, then `sets`
+    /// (`key=value` pairs from flags), and validates the result.
+    pub fn load(file: Option<&Path>, sets: &[(String, String)]) -> Result<Self, ConfigError> {
+        let mut config = match file {
+            Some(path) => Self::from_file(path)?,
+            None => Self::default(),
+        };
+        config.apply_env(std::env::vars())?;
+        for (key, value) in sets {
+            config.set(key, value)?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads a TOML file over the defaults (no environment, no flags). Keys may sit in their
+    /// section's table or at the top level.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        let parse = |message: String| ConfigError::Parse {
+            path: path.into(),
+            message,
+        };
+        let table: toml::Table = toml::from_str(&text).map_err(|e| parse(e.message().into()))?;
+        let mut config = Self::default();
+        for (name, value) in &table {
+            match value {
+                toml::Value::Table(inner) => {
+                    if !SECTIONS.contains(&name.as_str()) {
+                        return Err(parse(format!("unknown section `[{name}]`")));
+                    }
+                    for (key, value) in inner {
+                        match Self::keys().find(|k| k.name == key) {
+                            Some(k) if k.section != name => {
+                                return Err(parse(format!(
+                                    "setting `{key}` belongs in `[{}]`, not `[{name}]`",
+                                    k.section
+                                )))
+                            }
+                            _ => config
+                                .set_toml(key, value)
+                                .map_err(|e| parse(e.to_string()))?,
+                        }
+                    }
+                }
+                value => config
+                    .set_toml(name, value)
+                    .map_err(|e| parse(e.to_string()))?,
+            }
+        }
+        Ok(config)
+    }
+
+    fn set_toml(&mut self, key: &str, value: &toml::Value) -> Result<(), ConfigError> {
+        let text = match value {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            _ => {
+                return Err(ConfigError::Invalid {
+                    key: key.into(),
+                    message: "expected a string, a number or a boolean".into(),
+                })
+            }
+        };
+        self.set(key, &text)
+    }
+
+    /// Applies every `MIDNIT_<KEY>` variable of `vars` (other variables are ignored;
+    /// `MIDNIT_CONFIG` names the file, `MIDNIT_LOG` the log filter and
+    /// `MIDNIT_RECEIPT_PUBLIC_KEY` the key `verify-receipt` pins, so they are skipped).
+    pub fn apply_env(
+        &mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), ConfigError> {
+        for (name, value) in vars {
+            let Some(key) = name.strip_prefix("MIDNIT_") else {
+                continue;
+            };
+            if matches!(key, "CONFIG" | "LOG" | "RECEIPT_PUBLIC_KEY") {
+                continue;
+            }
+            self.set(&key.to_ascii_lowercase(), &value)?;
+        }
+        Ok(())
+    }
+
+    /// Sets one key from its text form.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let set = self
+            .broker
+            .set(key, value)
+            .or_else(|| self.worker.set(key, value))
+            .or_else(|| self.executor.set(key, value))
+            .or_else(|| self.wipe.set(key, value))
+            .or_else(|| self.http.set(key, value))
+            .or_else(|| self.limits.set(key, value))
+            .ok_or_else(|| ConfigError::UnknownKey(key.into()))?;
+        set.map_err(|message| ConfigError::Invalid {
+            key: key.into(),
+            message,
+        })
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: &str| {
+            Err(ConfigError::Invalid {
+                key: key.into(),
+                message: message.into(),
+            })
+        };
+        let (b, l) = (&self.broker, &self.limits);
+        if b.queue.is_empty() {
+            return bad("queue", "must not be empty");
+        }
+        if !(1..=1024).contains(&self.worker.concurrency) {
+            return bad("concurrency", "must be between 1 and 1024");
+        }
+        if l.max_inputs == 0 || l.max_outputs == 0 {
+            return bad(
+                "max_inputs",
+                "max_inputs and max_outputs must be at least 1",
+            );
+        }
+        if l.max_inputs > 256 || l.max_outputs > 64 {
+            return bad(
+                "max_inputs",
+                "max_inputs is at most 256 and max_outputs at most 64",
+            );
+        }
+        if l.max_reply_bytes < 64 << 10 {
+            return bad("max_reply_bytes", "must be at least 65536");
+        }
+        if l.max_job_seconds == 0 {
+            return bad("max_job_seconds", "must be at least 1");
+        }
+        let http = &self.http.http_addr;
+        if !http.is_empty() && http.parse::<std::net::SocketAddr>().is_err() {
+            return bad(
+                "http_addr",
+                "must be host:port (an IP address), or empty for off",
+            );
+        }
+        if b.delivery_limit == 0 {
+            return bad("delivery_limit", "must be at least 1");
+        }
+        if !(4096..=131_072).contains(&b.frame_max) {
+            return bad("frame_max", "must be between 4096 and 131072");
+        }
+        if b.reconnect_initial_ms == 0 || b.reconnect_max_ms < b.reconnect_initial_ms {
+            return bad(
+                "reconnect_initial_ms",
+                "must be at least 1 and at most reconnect_max_ms",
+            );
+        }
+        if b.tls_cert_file.is_some() != b.tls_key_file.is_some() {
+            return bad(
+                "tls_cert_file",
+                "tls_cert_file and tls_key_file go together",
+            );
+        }
+        let scheme_ok = ["amqp://", "amqps://"]
+            .iter()
+            .any(|s| b.amqp_url.expose().starts_with(s));
+        if !scheme_ok {
+            return bad("amqp_url", "must start with amqp:// or amqps://");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,275 @@
+//! The **worker**: connected to the broker, consuming, handling each delivery ([`handle`]),
+//! reconnecting when the broker is lost (`session`), replacing an idle connection, and
+//! draining on shutdown — from start-up to a clean exit.
+
+mod accept;
+mod delivery;
+mod handle;
+mod session;
+mod stats;
+
+pub use accept::{accept, drain, Drained, Stopped};
+pub use delivery::{Incoming, Props, ReplyOutcome, Settle, TransportError};
+pub use handle::{handle, AttemptPolicy, Handling, Outcome};
+pub use stats::{Stage, Stats, StatsSnapshot};
+
+use crate::app::broker::BrokerError;
+use crate::app::config::{BrokerSettings, Config, ExecutorKind, ExecutorSettings, Topology};
+use crate::job::Limits;
+use crate::render::executor::{Executor, InProcess, Isolated};
+use crate::reply::process::Processor;
+use crate::wipe::{KeyError, ReceiptSigner, SpillDir, SpillError};
+use futures_util::Stream;
+use session::{reconnect, Backoff, Session};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+/// Why the worker could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The spill directory is unusable.
+    #[error(transparent)]
+    Spill(#[from] SpillError),
+    /// The broker is unreachable or refused the topology.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    /// The receipt key cannot be loaded.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// No random source for a fresh receipt key.
+    #[error("cannot generate a receipt key: {0}")]
+    KeyGen(std::io::Error),
+    /// The renderer binary cannot be located.
+    #[error("cannot locate the renderer binary: {0}")]
+    Executor(std::io::Error),
+    /// The health and metrics listener cannot bind its address.
+    #[error("cannot listen for health and metrics on {0}: {1}")]
+    Http(String, std::io::Error),
+    /// Shutdown gave up on jobs that did not finish in time; the broker redelivers them.
+    #[error("{0} jobs did not finish within the drain timeout; the broker will redeliver them")]
+    DrainTimeout(usize),
+}
+
+/// The receipt signer: from the configured key file, or a fresh key whose public half is
+/// logged (backends verify receipts against it).
+pub fn receipt_signer(key_file: Option<&Path>) -> Result<ReceiptSigner, ServeError> {
+    let signer = match key_file {
+        Some(path) => ReceiptSigner::from_file(path)?,
+        None => ReceiptSigner::generate().map_err(ServeError::KeyGen)?,
+    };
+    info!(public_key = %signer.public_key_hex(), "receipts are signed with ed25519");
+    Ok(signer)
+}
+
+/// The executor the `[executor]` section asks for, rendering at most `concurrency` jobs at
+/// once under `limits`.
+pub fn executor_for(
+    settings: &ExecutorSettings,
+    limits: &Limits,
+    concurrency: usize,
+) -> std::io::Result<Arc<dyn Executor>> {
+    Ok(match settings.executor {
+        ExecutorKind::InProcess => Arc::new(InProcess::new(limits.clone(), concurrency)),
+        ExecutorKind::Isolated => {
+            let binary = match &settings.renderer_binary {
+                Some(path) => path.clone(),
+                None => std::env::current_exe()?,
+            };
+            let max = limits.max_job_memory_bytes;
+            Arc::new(Isolated::new(binary, limits.clone(), concurrency, max))
+        }
+    })
+}
+
+/// The processor of a worker's jobs: its executor, its limits, its spill directory and its
+/// receipt key.
+pub fn processor(config: &Config, executor: Arc<dyn Executor>) -> Result<Processor, ServeError> {
+    let (spill, leftovers) = SpillDir::prepare(&config.wipe.spill_dir)?;
+    if leftovers > 0 {
+        warn!(leftovers, "wiped spill files left by an earlier run");
+    }
+    let signer = receipt_signer(config.wipe.receipt_key_file.as_deref())?;
+    Ok(Processor {
+        executor,
+        limits: config.limits.clone(),
+        spill: Some((spill, config.wipe.spill_threshold_bytes)),
+        signer: Some(Arc::new(signer)),
+    })
+}
+
+/// What the running loop needs: the broker's settings, how many jobs at once, when to drain
+/// and to wipe, and the handling of each delivery.
+pub(crate) struct Running {
+    broker: BrokerSettings,
+    concurrency: usize,
+    drain_timeout: Duration,
+    idle_wipe: Option<Duration>,
+    handling: Arc<Handling>,
+}
+
+impl Running {
+    /// Marks the worker ready and says so.
+    fn consuming(&self) {
+        self.handling.stats.set_ready(true);
+        info!(
+            queue = %self.broker.queue,
+            concurrency = self.concurrency,
+            broker = %self.broker.amqp_url.redacted(),
+            "consuming"
+        );
+    }
+
+    async fn drain_all(&self, tracker: &TaskTracker) -> Result<Drained, ServeError> {
+        tracker.close();
+        let drained = drain(tracker, self.drain_timeout).await;
+        match drained.abandoned {
+            0 => {
+                info!("all in-flight jobs answered; bye");
+                Ok(drained)
+            }
+            n => Err(ServeError::DrainTimeout(n)),
+        }
+    }
+}
+
+/// A worker connected to the broker and consuming.
+pub struct Worker {
+    session: Option<Session>,
+    run: Running,
+}
+
+impl Worker {
+    /// Prepares the spill directory, connects, declares the topology and starts consuming,
+    /// rendering with the configured executor. Fails if the broker cannot be reached now.
+    pub async fn start(config: Config) -> Result<Self, ServeError> {
+        let executor = executor_for(&config.executor, &config.limits, config.worker.concurrency)
+            .map_err(ServeError::Executor)?;
+        Self::start_with(config, executor).await
+    }
+
+    /// The same, with another executor.
+    pub async fn start_with(
+        config: Config,
+        executor: Arc<dyn Executor>,
+    ) -> Result<Self, ServeError> {
+        let mut worker = Self::prepare(config, executor)?;
+        let run = &worker.run;
+        worker.session = Some(Session::open(&run.broker, run.concurrency).await?);
+        worker.run.consuming();
+        Ok(worker)
+    }
+
+    /// Everything but the broker connection: `run` connects (and keeps reconnecting, with
+    /// backoff) until it is told to stop. This is what `serve` uses, so a worker started
+    /// before its broker waits for it instead of exiting. The zeroing allocator is the
+    /// binary's to switch (`main`), not the worker's: two workers in one process share it.
+    pub fn prepare(config: Config, executor: Arc<dyn Executor>) -> Result<Self, ServeError> {
+        let wipe = &config.wipe;
+        if !wipe.wipe_memory {
+            warn!("wipe_memory = false: freed memory is NOT zeroed and idle connections are NOT wiped (test setting)");
+        }
+        let idle_wipe = (wipe.wipe_memory && wipe.idle_wipe_secs > 0)
+            .then(|| Duration::from_secs(wipe.idle_wipe_secs));
+        let handling = Arc::new(Handling {
+            processor: processor(&config, executor)?,
+            stats: Stats::default(),
+            attempts: AttemptPolicy {
+                counted: config.broker.topology == Topology::Durable,
+                delivery_limit: config.broker.delivery_limit,
+            },
+        });
+        let run = Running {
+            concurrency: config.worker.concurrency,
+            drain_timeout: Duration::from_secs(config.worker.drain_timeout_secs),
+            idle_wipe,
+            handling,
+            broker: config.broker,
+        };
+        Ok(Self { session: None, run })
+    }
+
+    /// How the worker handles deliveries: its processor and counters.
+    pub fn handling(&self) -> Arc<Handling> {
+        self.run.handling.clone()
+    }
+
+    /// Serves until `shutdown` fires, then stops consuming, finishes in-flight jobs (bounded
+    /// by the drain timeout) and closes the connection.
+    ///
+    /// A lost connection is reopened with backoff (in-flight jobs of the dead channel are not
+    /// acked, so the broker redelivers them); a connection that carried jobs and has been idle
+    /// for `idle_wipe_secs` is replaced so its buffers are freed and zeroed.
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<Drained, ServeError> {
+        let tracker = TaskTracker::new();
+        let run = &self.run;
+        let stats = &run.handling.stats;
+        let mut backoff = Backoff::new(&run.broker);
+        let mut lost = false;
+        loop {
+            let mut session = match self.session.take() {
+                Some(session) => session,
+                None => match reconnect(run, &mut backoff, &shutdown).await {
+                    Some(session) => session,
+                    None => break,
+                },
+            };
+            if std::mem::take(&mut lost) {
+                stats.reconnected();
+                info!("reconnected to the broker; consuming again");
+            }
+            let source = &mut session.source;
+            let stopped = accept(source, &run.handling, &shutdown, &tracker, run.idle_wipe).await;
+            match stopped {
+                Stopped::Shutdown => {
+                    info!("shutdown requested: no new jobs");
+                    if let Err(e) = session.consuming.cancel().await {
+                        warn!(error = %e, "could not cancel the consumer");
+                    }
+                    let drained = run.drain_all(&tracker).await;
+                    session.close(false).await;
+                    stats.set_ready(false);
+                    return drained;
+                }
+                Stopped::Idle => {
+                    // `close` consumes the session: its buffers are freed (and zeroed) here.
+                    session.close(true).await;
+                    stats.idle_wiped();
+                    debug!(
+                        "idle: replaced the broker connection (its buffers are freed and zeroed)"
+                    );
+                    backoff.reset();
+                }
+                Stopped::SourceEnded => {
+                    lost = true;
+                    stats.set_ready(false);
+                    warn!(in_flight = tracker.len(), "the broker connection was lost; unacked jobs return to the queue; reconnecting");
+                    drop(session);
+                }
+            }
+        }
+        // Shutdown while disconnected: jobs still running belong to a dead channel (their reply
+        // or ack fails and the broker redelivers them); give them the drain time to end.
+        run.drain_all(&tracker).await
+    }
+
+    /// Serves one source of deliveries that is not the broker (the demo's in-process queue)
+    /// with the same handling, until it ends or `shutdown` fires, then drains.
+    pub async fn run_on<S>(
+        self,
+        mut source: S,
+        shutdown: CancellationToken,
+    ) -> Result<Drained, ServeError>
+    where
+        S: Stream<Item = Incoming> + Unpin,
+    {
+        let tracker = TaskTracker::new();
+        let run = &self.run;
+        run.handling.stats.set_ready(true);
+        accept(&mut source, &run.handling, &shutdown, &tracker, None).await;
+        run.drain_all(&tracker).await
+    }
+}

@@ -1,0 +1,86 @@
+//! The RabbitMQ definitions in `deploy/rabbitmq/` are what the worker declares: imported into
+//! the test broker (under a test queue name), a worker of the same topology starts on them —
+//! RabbitMQ refuses a re-declaration with other arguments — and renders a job.
+
+use crate::harness::*;
+use midnit_worker::app::config::Topology;
+use midnit_worker::client::Client;
+use midnit_worker::protocol::Status;
+
+fn import(definitions: &str, queue: &str) -> tempfile::NamedTempFile {
+    let text = std::fs::read_to_string(format!(
+        "{}/deploy/rabbitmq/{definitions}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    // Rename the queues, exchange and policies (and the policy patterns) for this test.
+    let pattern = queue.replace('.', "\\\\.");
+    let text = text
+        .replace("^midnit\\\\.render", &format!("^{pattern}"))
+        .replace("midnit.render", queue)
+        .replace("\"midnit-", &format!("\"{queue}-"));
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut file, text.as_bytes()).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(file.path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = std::process::Command::new("rabbitmqctl")
+        .arg("import_definitions")
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    file
+}
+
+fn clear_policies(queue: &str) {
+    for policy in ["jobs-bounded", "dead-letters-bounded"] {
+        let _ = std::process::Command::new("rabbitmqctl")
+            .args(["clear_policy", &format!("{queue}-{policy}")])
+            .output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_starts_on_the_deploy_definitions_of_each_topology() {
+    for (file, topology) in [
+        ("definitions.transient.json", Topology::Transient),
+        ("definitions.durable.json", Topology::Durable),
+    ] {
+        let queue = unique_queue("definitions");
+        let _imported = import(file, &queue);
+        // The queues exist before any worker declares them: the worker's declaration must match.
+        let conn = lapin::Connection::connect(&amqp_url(), Default::default())
+            .await
+            .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        for name in [queue.clone(), format!("{queue}.dead")] {
+            let passive = lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            };
+            ch.queue_declare(name.as_str().into(), passive, Default::default())
+                .await
+                .unwrap_or_else(|e| panic!("{file} did not declare {name}: {e}"));
+        }
+        let _ = conn.close(200, "checked".into()).await;
+        let w = spawn_worker_with(
+            "definitions",
+            |c| {
+                c.broker.queue = queue.clone();
+                c.broker.topology = topology;
+            },
+            None,
+        )
+        .await;
+        let client = Client::for_worker(&w.config.broker).await.unwrap();
+        let job = tiny_job();
+        assert_eq!(render(&client, &job).await.status, Status::Ok, "{file}");
+        client.close().await;
+        w.stop().await;
+        clear_policies(&queue);
+    }
+}

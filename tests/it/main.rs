@@ -1,0 +1,31 @@
+//! The acceptance tests, in one binary: each module proves one part of the worker against the
+//! real broker and, where it matters, the real binary as a child process. [`harness`] is what
+//! they share.
+
+// The worker's own allocator, so tests can meter a thread's allocations (`intake_memory`) the
+// way the binary does.
+#[global_allocator]
+static ALLOC: midnit_worker::wipe::ZeroingAlloc = midnit_worker::wipe::ZeroingAlloc;
+
+#[allow(dead_code)]
+mod harness;
+
+mod broker;
+mod broker_restart;
+mod contract;
+mod corpus;
+mod deploy;
+mod docs;
+mod examples;
+mod faults;
+mod hostile;
+mod intake_memory;
+mod layers;
+mod memscan;
+mod operations;
+mod pipeline;
+mod privacy;
+mod process;
+mod recipes;
+mod tls;
+mod topology;
