@@ -8,16 +8,8 @@
 //! them from serde's fixed formats into the same value-free form, and replaces a message in
 //! no known format by a generic one, so nothing unforeseen is echoed either.
 
+pub use super::de::{safe_key, Kind};
 use serde::de::DeserializeOwned;
-
-/// What kind of mistake a field holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Not well-formed CBOR, or not the shape asked for (wrong type, missing or unknown field).
-    Malformed,
-    /// The right shape, but a value outside what is allowed.
-    Invalid,
-}
 
 /// A field that could not be parsed: where, and what was expected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,16 +72,6 @@ fn join(root: &str, inner: &str) -> String {
         i if i.starts_with('[') => format!("{root}{i}"),
         i => format!("{root}.{i}"),
     }
-}
-
-/// A map key is kept in a path only when it looks like a field name; anything else (a
-/// requester's free text used as a key) becomes `?`.
-pub fn safe_key(key: &str) -> bool {
-    !key.is_empty()
-        && key.len() <= 32
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn safe_path(path: &serde_path_to_error::Path) -> String {

@@ -11,9 +11,27 @@ mod access;
 use access::{Items, UnitVariant, Variant};
 
 use super::cbor::{CborError, Cursor, Head, MAX_DEPTH};
-use super::fields::{safe_key, Kind};
 use serde::de::{self, Unexpected, Visitor};
 use std::fmt;
+
+/// What kind of mistake a field holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Not well-formed CBOR, or not the shape asked for (wrong type, missing or unknown field).
+    Malformed,
+    /// The right shape, but a value outside what is allowed.
+    Invalid,
+}
+
+/// A map key is kept in a path only when it looks like a field name; anything else (a
+/// requester's free text used as a key) becomes `?`.
+pub fn safe_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 32
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
 
 /// A deserialisation failure: what kind of mistake, and what was expected.
 #[derive(Debug, Clone, PartialEq, Eq)]
