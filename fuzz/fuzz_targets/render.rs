@@ -28,6 +28,7 @@ fuzz_target!(|data: &[u8]| {
         inputs: [("photo".to_string(), serde_bytes::ByteBuf::from(data.to_vec()))].into(),
         recipe: None,
         outputs: vec![output("p", "png"), output("j", "jpeg")],
+        preset: None,
     };
     let ledger = Ledger::new();
     let body = SecretBuf::new(encode_request(&request), "request.body", &ledger);

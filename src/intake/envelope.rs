@@ -1,5 +1,5 @@
-//! The request envelope (contract v1): the top-level CBOR map with `v`, `inputs`, `outputs`
-//! and `recipe`, read strictly and without copying.
+//! The request envelope (contract v1): the top-level CBOR map with `v`, `inputs`, `outputs`,
+//! `recipe` and `preset`, read strictly and without copying.
 //!
 //! - Every key is read once: a duplicated key is `request.malformed` (a map with two `inputs`
 //!   would otherwise have one of them silently win), an unknown key too.
@@ -14,7 +14,10 @@ use super::fields::safe_key;
 use crate::protocol::{ErrorCode, JobError, VERSION};
 use std::ops::Range;
 
-/// Most entries the top-level map may have (v1 knows four keys).
+/// The fields of a v1 request.
+const FIELDS: [&str; 5] = ["v", "inputs", "outputs", "recipe", "preset"];
+
+/// Most entries the top-level map may have (v1 knows five keys).
 const MAX_ENTRIES: u64 = 16;
 
 /// Longest input name.
@@ -25,8 +28,10 @@ pub const MAX_NAME: usize = 64;
 pub struct Envelope<'a> {
     /// Input names with the range of their bytes in the body, in request order.
     pub inputs: Vec<(String, Range<usize>)>,
-    /// The `outputs` item.
-    pub outputs: &'a [u8],
+    /// The `outputs` item (absent: the preset's outputs only).
+    pub outputs: Option<&'a [u8]>,
+    /// The name of the preset the request asks for, if any (checked against the presets).
+    pub preset: Option<&'a str>,
     /// The `recipe` item, if any.
     pub recipe: Option<&'a [u8]>,
 }
@@ -108,24 +113,41 @@ pub fn read(body: &[u8], max_inputs: usize) -> Result<Envelope<'_>, JobError> {
         }
         _ => return Err(malformed("v: expected an unsigned integer")),
     }
-    if let Some((key, _)) = entries
-        .iter()
-        .find(|(k, _)| !["v", "inputs", "outputs", "recipe"].contains(k))
-    {
+    if let Some((key, _)) = entries.iter().find(|(k, _)| !FIELDS.contains(k)) {
+        let expected = "expected one of `v`, `inputs`, `outputs`, `recipe`, `preset`";
         return Err(malformed(match safe_key(key) {
-            true => {
-                format!("unknown field `{key}`, expected one of `v`, `inputs`, `outputs`, `recipe`")
-            }
-            false => "unknown field, expected one of `v`, `inputs`, `outputs`, `recipe`".into(),
+            true => format!("unknown field `{key}`, {expected}"),
+            false => format!("unknown field, {expected}"),
         }));
     }
     let inputs_item = field("inputs").ok_or_else(|| malformed("missing field `inputs`"))?;
     let offset = inputs_item.as_ptr() as usize - body.as_ptr() as usize;
     let inputs = inputs(inputs_item, offset, max_inputs)?;
-    let outputs = field("outputs").ok_or_else(|| malformed("missing field `outputs`"))?;
+    let preset = match field("preset") {
+        None => None,
+        Some(item) => {
+            let name = Cursor::new(item)
+                .text()
+                .ok()
+                .flatten()
+                .filter(|n| valid_name(n));
+            let valid = name.ok_or_else(|| {
+                JobError::new(
+                    ErrorCode::RequestInvalid,
+                    format!("preset: expected a preset name (1-{MAX_NAME} characters of A-Z a-z 0-9 - _ .)"),
+                )
+            })?;
+            Some(valid)
+        }
+    };
+    let outputs = field("outputs");
+    if outputs.is_none() && preset.is_none() {
+        return Err(malformed("missing field `outputs`"));
+    }
     Ok(Envelope {
         inputs,
         outputs,
+        preset,
         recipe: field("recipe"),
     })
 }
@@ -230,7 +252,7 @@ mod tests {
         for (_, range) in &env.inputs {
             assert_eq!(&b[range.clone()], &[1, 2, 3]);
         }
-        assert_eq!(env.outputs, &[0x80]);
+        assert_eq!(env.outputs, Some(&[0x80][..]));
         assert!(env.recipe.is_none());
     }
 

@@ -17,10 +17,12 @@ pub mod de;
 pub mod envelope;
 pub mod fields;
 mod outputs;
+pub mod presets;
 pub mod probe;
 pub mod recipe;
 
-pub use outputs::{parse_outputs, plan_outputs};
+pub use outputs::{parse_outputs, plan_outputs, read_specs};
+pub use presets::{Preset, Presets};
 
 use crate::job::Limits;
 use crate::job::{shape, Header, Input, InputData, Job};
@@ -29,11 +31,14 @@ use crate::recipe::Recipe;
 use crate::wipe::{Ledger, SecretBuf, SpillDir};
 use probe::probe_bytes;
 
-/// What intake needs to know about the message besides its body.
+/// What intake needs besides the body and the limits: the message's properties and the
+/// operator's presets.
 #[derive(Debug, Clone, Default)]
 pub struct Meta {
     /// The AMQP `content_type` property, if set.
     pub content_type: Option<String>,
+    /// The presets a request may name (checked at start).
+    pub presets: std::sync::Arc<Presets>,
 }
 
 /// Where large inputs go.
@@ -67,22 +72,25 @@ pub fn intake(
     ledger: &Ledger,
 ) -> Result<Job, JobError> {
     let job = check_envelope(&body, meta, limits)
-        .and_then(|()| read_job(body.as_slice(), limits, spill, ledger));
+        .and_then(|()| read_job(body.as_slice(), &meta.presets, limits, spill, ledger));
     body.wipe();
     job
 }
 
 fn read_job(
     body: &[u8],
+    presets: &Presets,
     limits: &Limits,
     spill: Option<Spill<'_>>,
     ledger: &Ledger,
 ) -> Result<Job, JobError> {
     let envelope = envelope::read(body, limits.max_inputs)?;
-    let outputs = parse_outputs(envelope.outputs, limits)?;
-    let recipe = match envelope.recipe {
-        // An explicit null is the same as no recipe.
-        Some(item) if item != [0xf6] => Some(crate::intake::recipe::parse_cbor(item)?),
+    // An explicit null is the same as no recipe.
+    let recipe_item = envelope.recipe.filter(|item| *item != [0xf6]);
+    let (outputs, recipe_item) =
+        presets.apply(envelope.preset, envelope.outputs, recipe_item, limits)?;
+    let recipe = match recipe_item {
+        Some(item) => Some(crate::intake::recipe::parse_cbor(item)?),
         _ if envelope.inputs.len() != 1 => {
             return Err(invalid(
                 "inputs: a request without a recipe takes exactly one input",

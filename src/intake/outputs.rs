@@ -98,6 +98,12 @@ fn over(code: ErrorCode, message: String) -> JobError {
 
 /// Parses the `outputs` item of a request and plans every output.
 pub fn parse_outputs(item: &[u8], limits: &Limits) -> Result<Vec<OutputPlan>, JobError> {
+    plan_outputs(&read_specs(item, limits)?, limits)
+}
+
+/// Reads the `outputs` item into specs, each field held to its type's rules, the count to the
+/// limit before a single output is read.
+pub fn read_specs(item: &[u8], limits: &Limits) -> Result<Vec<OutputSpec>, JobError> {
     // The count first, from the array's header, so a flood of outputs is never parsed.
     let mut c = super::cbor::Cursor::new(item);
     if let Ok(super::cbor::Head::Array(Some(n))) = c.head() {
@@ -109,7 +115,7 @@ pub fn parse_outputs(item: &[u8], limits: &Limits) -> Result<Vec<OutputPlan>, Jo
     if fields.len() > limits.max_outputs {
         return Err(too_many(limits));
     }
-    let specs: Vec<OutputSpec> = fields
+    Ok(fields
         .into_iter()
         .map(|f| OutputSpec {
             name: f.name.0,
@@ -120,8 +126,7 @@ pub fn parse_outputs(item: &[u8], limits: &Limits) -> Result<Vec<OutputPlan>, Jo
             quality: f.quality.map(|q| q.0),
             upscale: f.upscale,
         })
-        .collect();
-    plan_outputs(&specs, limits)
+        .collect())
 }
 
 fn too_many(limits: &Limits) -> JobError {

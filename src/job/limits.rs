@@ -46,6 +46,9 @@ crate::settings! {
         /// broker's `max_message_size` (RabbitMQ: 128 MiB by default).
         max_reply_bytes: usize = 64 << 20, "67108864",
             "largest reply (outputs, receipt, envelope); keep it under the broker's `max_message_size` → `limits.output`";
+        /// Refuse every request that does not name a preset, or adds outputs or a recipe to it.
+        presets_only: bool = false, "false",
+            "render only the configured `[presets.NAME]`: anything else → `request.preset_required`";
     }
 }
 

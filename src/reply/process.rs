@@ -7,7 +7,7 @@
 //! or requeued for another attempt.
 
 use super::{seal, Sealed, Sealing};
-use crate::intake::{intake, Meta, Spill};
+use crate::intake::{intake, Meta, Presets, Spill};
 use crate::job::Limits;
 use crate::protocol::{ErrorCode, JobError};
 use crate::render::executor::Executor;
@@ -15,14 +15,16 @@ use crate::render::Rendered;
 use crate::wipe::{now_unix_ms, Ledger, ReceiptSigner, SecretBuf, SpillDir};
 use std::sync::Arc;
 
-/// What processing a job needs: where it renders, the limits, where large inputs spill, and
-/// the key that attests replies.
+/// What processing a job needs: where it renders, the limits and presets, where large inputs
+/// spill, and the key that attests replies.
 #[derive(Clone)]
 pub struct Processor {
     /// Where jobs are rendered.
     pub executor: Arc<dyn Executor>,
     /// The limits every job is held to.
     pub limits: Limits,
+    /// The operator's presets (checked at start).
+    pub presets: Arc<Presets>,
     /// The spill directory and the input size above which inputs go there.
     pub spill: Option<(SpillDir, usize)>,
     /// Attests every reply (none: replies are not attested, as in the local `render`).
@@ -105,6 +107,7 @@ impl Processor {
             ..
         } = d;
         let (limits, spill, job_ledger) = (self.limits.clone(), self.spill.clone(), ledger.clone());
+        let presets = self.presets.clone();
         let intake_task = tokio::task::spawn_blocking(move || {
             let digest = crate::wipe::sha256(body.as_slice());
             if let Err(e) = checks {
@@ -115,7 +118,10 @@ impl Processor {
                 dir,
                 threshold: *threshold,
             });
-            let meta = Meta { content_type };
+            let meta = Meta {
+                content_type,
+                presets,
+            };
             (intake(body, &meta, &limits, spill, &job_ledger), digest)
         });
         let (job, request_sha256) = intake_task.await.unwrap_or_else(|_| {

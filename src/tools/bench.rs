@@ -100,6 +100,7 @@ async fn kernel_p50_ms(body: &[u8], config: &Config, runs: usize) -> f64 {
     let processor = Processor {
         executor: Arc::new(InProcess::new(config.limits.clone(), 1)),
         limits: config.limits.clone(),
+        presets: Arc::new(config.presets.clone()),
         spill: None,
         signer: None,
     };
@@ -137,6 +138,7 @@ fn mix(kind: Mix, photo: (u32, u32)) -> Vec<MixJob> {
     let png_conversion = {
         let png = samples::png(&samples::figure_photo(1200, 900, 7));
         Request {
+            preset: None,
             v: 1,
             inputs: [("photo".to_string(), serde_bytes::ByteBuf::from(png))].into(),
             recipe: None,
@@ -273,7 +275,7 @@ pub async fn run(mut config: Config, plan: &Plan) -> anyhow::Result<Report> {
     crate::app::broker::declare_topology(&conn.create_channel().await?, &config.broker).await?;
     let _ = conn.close(200, "declared".into()).await;
     let worker = start_worker(&config, &plan.out.join("worker.log"))?;
-    let client = Client::for_worker(&config.broker).await?;
+    let client = crate::client::for_worker(&config.broker).await?;
     // Warm up: the worker is consuming once it answers.
     let warm = client
         .send_raw(&jobs[0].body, &RawProps::request("warm-up"))

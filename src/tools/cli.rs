@@ -31,7 +31,7 @@ pub async fn submit(
 ) -> anyhow::Result<Submitted> {
     let request = request_file::load(request)?;
     let body = encode_request(&request);
-    let client = Client::for_worker(&config.broker).await?;
+    let client = crate::client::for_worker(&config.broker).await?;
     let id = client.new_correlation_id();
     let sent = client.send_raw(&body, &RawProps::request(&id)).await;
     let bytes = match sent {
@@ -170,6 +170,7 @@ pub async fn render_request(config: &Config, request: Request) -> anyhow::Result
     let processor = Processor {
         executor: Arc::new(InProcess::new(config.limits.clone(), 1)),
         limits: config.limits.clone(),
+        presets: Arc::new(config.presets.clone()),
         spill: None,
         signer: None,
     };

@@ -43,6 +43,7 @@ fn job(label: &'static str, input: Vec<u8>, outputs: Vec<OutputSpec>) -> DemoJob
     DemoJob {
         label,
         request: Request {
+            preset: None,
             v: 1,
             inputs,
             recipe: None,
@@ -140,10 +141,10 @@ async fn run_on_broker(config: Config, jobs: &[DemoJob], out_dir: &Path) -> anyh
     let worker = Worker::start(config.clone()).await?;
     let stop = CancellationToken::new();
     let running = tokio::spawn(worker.run(stop.clone()));
-    let client = Client::for_worker(&config.broker).await?;
+    let client = crate::client::for_worker(&config.broker).await?;
     for job in jobs {
         let started = Instant::now();
-        let reply = client.render(&job.request, REPLY_TIMEOUT).await?;
+        let reply = client.reply(&job.request, REPLY_TIMEOUT).await?;
         report(job, &reply, started.elapsed(), out_dir)?;
     }
     client.close().await;

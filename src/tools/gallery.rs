@@ -95,6 +95,7 @@ pub fn showcase_request(photo: Vec<u8>) -> Request {
     ))
     .expect("the example is JSON");
     Request {
+        preset: None,
         v: 1,
         inputs: [("photo".to_string(), serde_bytes::ByteBuf::from(photo))].into(),
         recipe: Some(ciborium::Value::serialized(&example["recipe"]).expect("JSON maps to CBOR")),

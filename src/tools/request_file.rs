@@ -65,6 +65,7 @@ pub fn load(path: &Path) -> Result<Request, RequestFileError> {
         .map(|r| ciborium::Value::serialized(&r).map_err(|e| invalid(e.to_string())))
         .transpose()?;
     Ok(Request {
+        preset: None,
         v: file.v,
         inputs,
         recipe,

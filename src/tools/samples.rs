@@ -285,6 +285,7 @@ fn exif_tiff(orientation: u16) -> Vec<u8> {
 /// A thumbnail request for `photo`: one output, `format`, bounded by `side`×`side`.
 pub fn thumbnail_request(photo: Vec<u8>, format: &str, side: u32) -> crate::protocol::Request {
     crate::protocol::Request {
+        preset: None,
         v: 1,
         inputs: [("photo".to_string(), serde_bytes::ByteBuf::from(photo))].into(),
         recipe: None,

@@ -6,7 +6,7 @@
 //! renderer are untrusted: they are marked as the renderer's, their names and errors are
 //! shortened to printable text, and every sum saturates instead of overflowing.
 
-use serde::{Deserialize, Serialize};
+pub use midnit_client::receipt::{Receipt, WipeEntry, WipeMethod};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -25,38 +25,6 @@ pub const RECEIPT_MAX_BYTES: usize = 128 * 1024;
 
 /// The name of the entry that folds what did not fit.
 pub const FOLDED: &str = "other";
-
-/// How an artifact was destroyed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WipeMethod {
-    /// The whole allocation was overwritten with zeros (`explicit_bzero`) before being freed.
-    Zeroize,
-    /// A spill file was overwritten with zeros, fsynced, read back and checked, then unlinked.
-    OverwriteVerifyUnlink,
-    /// The wipe was attempted and failed; `error` says how. Never silently omitted.
-    Failed,
-}
-
-/// One destroyed artifact.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WipeEntry {
-    /// What it was: `request.body`, `input.photo`, `pixels.photo.decoded`, `output.thumb`, …
-    pub artifact: String,
-    /// How many bytes of job data it held.
-    pub bytes: u64,
-    /// How it was destroyed.
-    pub method: WipeMethod,
-    /// When, in milliseconds since the Unix epoch.
-    pub at_ms: u64,
-    /// Why the wipe failed (only with `method: failed`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// Which process held and wiped it: absent for the worker itself, `renderer` for the
-    /// single-use renderer process of the isolated executor.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub process: Option<String>,
-}
 
 /// The wipe ledger of one job. Cloning shares it. Entries are only added by the wiping code
 /// ([`super::SecretBuf`] and [`super::SpillFile`] drop guards).
@@ -161,7 +129,7 @@ impl Ledger {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        Receipt::new(started_at_ms, wiped)
+        receipt_of(started_at_ms, wiped)
     }
 }
 
@@ -242,41 +210,20 @@ fn push_bounded(all: &mut Vec<WipeEntry>, mut entry: WipeEntry) {
     }
 }
 
-/// What was wiped for one job, when and how; carried in every reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Receipt {
-    /// When the worker received the job (ms since the Unix epoch).
-    pub started_at_ms: u64,
-    /// When the receipt was sealed into the reply.
-    pub sealed_at_ms: u64,
-    /// Sum of `bytes` over the successful entries.
-    pub wiped_bytes: u64,
-    /// Number of failed wipes (each also listed in `wiped` with `method: failed`).
-    pub failures: u32,
-    /// Every destroyed artifact, in the order it was destroyed.
-    pub wiped: Vec<WipeEntry>,
-}
-
-impl Receipt {
-    fn new(started_at_ms: u64, wiped: Vec<WipeEntry>) -> Self {
-        let ok = wiped.iter().filter(|e| e.method != WipeMethod::Failed);
-        let wiped_bytes = ok.fold(0u64, |sum, e| sum.saturating_add(e.bytes));
-        let failures = wiped
-            .iter()
-            .filter(|e| e.method == WipeMethod::Failed)
-            .count() as u32;
-        Self {
-            started_at_ms,
-            sealed_at_ms: super::now_unix_ms(),
-            wiped_bytes,
-            failures,
-            wiped,
-        }
-    }
-
-    /// The entry for `artifact`, if it was wiped.
-    pub fn entry(&self, artifact: &str) -> Option<&WipeEntry> {
-        self.wiped.iter().find(|e| e.artifact == artifact)
+/// The receipt of a ledger's `wiped` entries, sealed now.
+fn receipt_of(started_at_ms: u64, wiped: Vec<WipeEntry>) -> Receipt {
+    let ok = wiped.iter().filter(|e| e.method != WipeMethod::Failed);
+    let wiped_bytes = ok.fold(0u64, |sum, e| sum.saturating_add(e.bytes));
+    let failures = wiped
+        .iter()
+        .filter(|e| e.method == WipeMethod::Failed)
+        .count() as u32;
+    Receipt {
+        started_at_ms,
+        sealed_at_ms: super::now_unix_ms(),
+        wiped_bytes,
+        failures,
+        wiped,
     }
 }
 

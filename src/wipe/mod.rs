@@ -20,6 +20,7 @@ mod spill;
 pub use alloc::{meter, prefer_mmap_for_big_blocks, zeroing_enabled, ZeroingAlloc, BIG_BLOCK};
 pub use ledger::{Ledger, Metered, Receipt, WipeEntry, WipeMethod, MAX_ENTRIES, RECEIPT_MAX_BYTES};
 pub use secret::SecretBuf;
+pub use signing::vector_attested;
 pub use signing::{
     deterministic_cbor, hex, key_id, parse_hex, sha256, verify, Attested, AttestedOutput, KeyError,
     ReceiptSigner, VerifyError,

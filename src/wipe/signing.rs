@@ -15,72 +15,17 @@
 //! What it cannot prove: that the code holding the key told the truth — a receipt is evidence
 //! from the worker's own wiping code, not an external audit (see docs/PRIVACY.md).
 
-use super::Receipt;
-use coset::{iana, CborSerializable, TaggedCborSerializable};
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
-use serde::{Deserialize, Serialize};
+pub use midnit_client::receipt::{
+    deterministic_cbor, hex, key_id, parse_hex, sha256, verify, Attested, AttestedOutput,
+    VerifyError,
+};
+
+use super::{Ledger, SecretBuf};
+use coset::{iana, TaggedCborSerializable};
+use ed25519_dalek::{Signer, SigningKey};
 use serde_bytes::ByteBuf;
-use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::Path;
-
-/// One output as attested: what it is and the SHA-256 of its bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AttestedOutput {
-    /// The output's name.
-    pub name: String,
-    /// Its format's wire name.
-    pub format: String,
-    /// Width in pixels.
-    pub width: u32,
-    /// Height in pixels.
-    pub height: u32,
-    /// SHA-256 of the encoded image.
-    pub sha256: ByteBuf,
-}
-
-/// What a reply's attestation binds (the COSE payload).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Attested {
-    /// Attestation format version: 1.
-    pub v: u32,
-    /// The signing key's id: the first 8 bytes of the SHA-256 of its public key.
-    pub kid: ByteBuf,
-    /// When the attestation was made, in milliseconds since the Unix epoch.
-    pub time: u64,
-    /// `ok` or `error`.
-    pub status: String,
-    /// The error code, for `status: error`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
-    /// SHA-256 of the request body as the worker received it.
-    pub request: ByteBuf,
-    /// The outputs, in reply order (empty for an error).
-    pub outputs: Vec<AttestedOutput>,
-    /// The job's receipt.
-    pub receipt: Receipt,
-    /// The request's correlation id.
-    pub correlation_id: Option<String>,
-}
-
-/// Why an attestation does not check out.
-#[derive(Debug, thiserror::Error)]
-pub enum VerifyError {
-    /// Not a COSE_Sign1 message of the expected shape.
-    #[error("malformed attestation: {0}")]
-    Malformed(&'static str),
-    /// Signed by another key than the one pinned.
-    #[error("signed by key id {found}, not the pinned key's {expected}")]
-    WrongKey {
-        /// The key id in the message.
-        found: String,
-        /// The pinned key's id.
-        expected: String,
-    },
-    /// The signature does not match.
-    #[error("the signature does not match the attested payload")]
-    Mismatch,
-}
 
 /// A key loading failure.
 #[derive(Debug, thiserror::Error)]
@@ -88,45 +33,6 @@ pub enum VerifyError {
 pub struct KeyError {
     path: String,
     message: String,
-}
-
-/// SHA-256 of `bytes`.
-pub fn sha256(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
-}
-
-/// The key id of an ed25519 public key: the first 8 bytes of its SHA-256.
-pub fn key_id(public_key: &[u8; 32]) -> [u8; 8] {
-    let digest = sha256(public_key);
-    let mut id = [0u8; 8];
-    id.copy_from_slice(&digest[..8]);
-    id
-}
-
-/// `value` as deterministic CBOR (RFC 8949 §4.2.1): map keys sorted by their encodings.
-pub fn deterministic_cbor(value: &impl Serialize) -> Vec<u8> {
-    fn encoded(v: &ciborium::Value) -> Vec<u8> {
-        let mut out = Vec::new();
-        ciborium::into_writer(v, &mut out).expect("writing to memory cannot fail");
-        out
-    }
-    fn sort(v: &mut ciborium::Value) {
-        match v {
-            ciborium::Value::Map(entries) => {
-                for (k, val) in entries.iter_mut() {
-                    sort(k);
-                    sort(val);
-                }
-                entries.sort_by_cached_key(|(k, _)| encoded(k));
-            }
-            ciborium::Value::Array(items) => items.iter_mut().for_each(sort),
-            ciborium::Value::Tag(_, inner) => sort(inner),
-            _ => {}
-        }
-    }
-    let mut tree = ciborium::Value::serialized(value).expect("attested values are plain data");
-    sort(&mut tree);
-    encoded(&tree)
 }
 
 /// The worker's receipt-signing key.
@@ -195,56 +101,33 @@ impl ReceiptSigner {
     }
 }
 
-/// Checks a tagged COSE_Sign1 attestation against the pinned public key and returns its
-/// payload. The caller then compares the payload with the reply it came in.
-pub fn verify(attestation: &[u8], pinned_key: &[u8; 32]) -> Result<Attested, VerifyError> {
-    let sign1 = coset::CoseSign1::from_tagged_slice(attestation)
-        .or_else(|_| coset::CoseSign1::from_slice(attestation))
-        .map_err(|_| VerifyError::Malformed("not a COSE_Sign1 message"))?;
-    let alg = &sign1.protected.header.alg;
-    if *alg
-        != Some(coset::RegisteredLabelWithPrivate::Assigned(
-            iana::Algorithm::EdDSA,
-        ))
-    {
-        return Err(VerifyError::Malformed("not signed with EdDSA"));
+/// The attested facts of the documented test vector (docs/PROTOCOL.md, and the conformance
+/// vectors in docs/contract/): a job `job-1` with one 10-byte input and one output.
+pub fn vector_attested(signer: &ReceiptSigner) -> Attested {
+    let ledger = Ledger::new();
+    SecretBuf::new(vec![1; 10], "input.photo", &ledger).wipe();
+    let mut receipt = ledger.receipt(1_700_000_000_000);
+    receipt.sealed_at_ms = 1_700_000_000_050;
+    for e in &mut receipt.wiped {
+        e.at_ms = 1_700_000_000_040;
     }
-    let expected = key_id(pinned_key);
-    if sign1.protected.header.key_id != expected {
-        return Err(VerifyError::WrongKey {
-            found: hex(&sign1.protected.header.key_id),
-            expected: hex(&expected),
-        });
+    Attested {
+        v: 1,
+        kid: ByteBuf::from(signer.key_id().to_vec()),
+        time: 1_700_000_000_050,
+        status: "ok".into(),
+        code: None,
+        request: ByteBuf::from(sha256(b"request body").to_vec()),
+        outputs: vec![AttestedOutput {
+            name: "thumb".into(),
+            format: "jpeg".into(),
+            width: 512,
+            height: 384,
+            sha256: ByteBuf::from(sha256(b"output bytes").to_vec()),
+        }],
+        receipt,
+        correlation_id: Some("job-1".into()),
     }
-    let verifying =
-        VerifyingKey::from_bytes(pinned_key).map_err(|_| VerifyError::Malformed("public key"))?;
-    sign1.verify_signature(&[], |sig, data| {
-        let sig: [u8; 64] = sig
-            .try_into()
-            .map_err(|_| VerifyError::Malformed("signature"))?;
-        verifying
-            .verify(data, &Signature::from_bytes(&sig))
-            .map_err(|_| VerifyError::Mismatch)
-    })?;
-    let payload = sign1.payload.ok_or(VerifyError::Malformed("no payload"))?;
-    ciborium::from_reader(payload.as_slice()).map_err(|_| VerifyError::Malformed("payload"))
-}
-
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Parses `2 * N` hex digits.
-pub fn parse_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
-    if s.len() != N * 2 {
-        return None;
-    }
-    let mut out = [0u8; N];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(s.get(i * 2..i * 2 + 2)?, 16).ok()?;
-    }
-    Some(out)
 }
 
 #[cfg(test)]

@@ -1,101 +1,159 @@
-//! The contract from the other side: the documented Python client (pika + cbor2) talks to a
-//! real worker through the real broker.
+//! The machine-readable contract (`docs/contract/midnit.cddl`, CDDL per RFC 8610) is the one
+//! the worker and the clients speak: its error codes are the worker's, the TypeScript types
+//! name only its fields, and its rules accept what they should and refuse what they should.
+//! Real requests and replies are validated against it in `clients.rs`.
 
-use crate::harness::*;
-use midnit_worker::tools::samples;
-use std::path::PathBuf;
+use midnit_worker::protocol::ErrorCode;
 
-/// Runs the documented Python client against `queue` and returns the summary it prints.
-async fn run_client(
-    queue: &str,
-    input: PathBuf,
-    out: PathBuf,
-    extra: &[&str],
-) -> serde_json::Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/examples/client.py");
-    let mut command = std::process::Command::new("python3");
-    command
-        .args([script, "--url", &amqp_url(), "--queue", queue])
-        .args(extra)
-        .arg("--input")
-        .arg(input)
-        .arg("--out")
-        .arg(out);
-    let result = tokio::task::spawn_blocking(move || {
-        command
-            .output()
-            .expect("python3 runs (pip install pika cbor2)")
-    })
-    .await
-    .unwrap();
-    let stderr = String::from_utf8_lossy(&result.stderr);
-    assert!(result.status.success(), "client failed: {stderr}");
-    serde_json::from_slice(&result.stdout).unwrap()
+pub const CDDL: &str = include_str!("../../docs/contract/midnit.cddl");
+
+/// Validates `cbor` against the rule `rule` of the contract.
+pub fn validate(rule: &str, cbor: &[u8]) -> Result<(), String> {
+    let schema = format!("root = {rule}\n{CDDL}");
+    cddl::validate_cbor_from_slice(&schema, cbor, None).map_err(|e| format!("{rule}: {e}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_documented_python_client_gets_its_thumbnails_and_receipt() {
-    let w = spawn_worker("python").await;
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("figure.jpg");
-    std::fs::write(
-        &input,
-        samples::jpeg(&samples::figure_photo(1200, 900, 6), 90),
-    )
-    .unwrap();
-    let out = dir.path().join("out");
-    let summary = run_client(&w.config.broker.queue, input.clone(), out, &[]).await;
-    assert_eq!(summary["status"], "ok", "{summary}");
-    let outputs = summary["outputs"].as_array().unwrap();
-    assert_eq!(outputs.len(), 2);
-    assert_eq!(
-        (outputs[0]["width"].as_u64(), outputs[0]["height"].as_u64()),
-        (Some(512), Some(384))
-    );
-    assert_eq!(
-        (outputs[1]["width"].as_u64(), outputs[1]["height"].as_u64()),
-        (Some(256), Some(256))
-    );
-    for o in outputs {
-        let bytes = std::fs::read(o["path"].as_str().unwrap()).unwrap();
-        image::load_from_memory(&bytes).expect("a written output decodes");
-    }
-    // At least the decoded pixels: the 1200x900 photo decoded at 1/2 scale (shrink-on-load:
-    // both outputs are at most 512 px wide).
-    assert!(summary["wiped_bytes"].as_u64().unwrap() > 600 * 450 * 3);
-    let artifacts: Vec<&str> = summary["wiped_artifacts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
-    for expected in [
-        "request.body",
-        "input.photo",
-        "pixels.photo.decoded",
-        "output.thumb",
-        "output.square",
-    ] {
+fn cbor(v: &ciborium::Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    ciborium::into_writer(v, &mut out).unwrap();
+    out
+}
+
+fn rule_body(name: &str) -> &'static str {
+    let at = CDDL
+        .find(&format!("\n{name} ="))
+        .unwrap_or_else(|| panic!("the CDDL has no rule {name}"));
+    let rest = &CDDL[at + 1..];
+    let end = rest[1..].find("\n\n").map_or(rest.len(), |e| e + 1);
+    &rest[..end]
+}
+
+#[test]
+fn the_cddl_lists_exactly_the_workers_error_codes() {
+    let rule = rule_body("error-code");
+    for code in ErrorCode::ALL {
         assert!(
-            artifacts.contains(&expected),
-            "{expected} not in {artifacts:?}"
+            rule.contains(&format!("\"{}\"", code.as_str())),
+            "{code} missing"
         );
     }
-
-    // The same client with a recipe: a showcase card with an accented name.
-    let card_args = ["--card-name", "Aurore — Série Étoile"];
-    let summary = run_client(
-        &w.config.broker.queue,
-        input,
-        dir.path().join("card"),
-        &card_args,
-    )
-    .await;
-    assert_eq!(summary["status"], "ok", "{summary}");
-    let card = &summary["outputs"][0];
     assert_eq!(
-        (card["width"].as_u64(), card["height"].as_u64()),
-        (Some(540), Some(675))
+        rule.matches('"').count(),
+        ErrorCode::ALL.len() * 2,
+        "{rule}"
     );
-    w.stop().await;
+}
+
+#[test]
+fn every_field_of_the_typescript_types_is_one_the_cddl_names() {
+    let wire = include_str!("../../clients/typescript/src/wire.ts");
+    for (interface, rule) in [
+        ("OutputSpec", "output"),
+        ("Request", "request"),
+        ("Output", "output-data"),
+        ("WipeEntry", "wipe-entry"),
+        ("Receipt", "receipt"),
+        ("ErrorBody", "error-body"),
+        ("AttestedOutput", "attested-output"),
+        ("Attested", "attested"),
+    ] {
+        let start = wire
+            .find(&format!("export interface {interface} {{"))
+            .unwrap_or_else(|| panic!("wire.ts has no {interface}"));
+        let body = &wire[start..start + wire[start..].find("\n}").unwrap()];
+        let cddl = rule_body(rule);
+        for line in body.lines().skip(1) {
+            let field = line.trim().split([':', '?']).next().unwrap();
+            if field.is_empty() || field.starts_with("//") {
+                continue;
+            }
+            assert!(
+                cddl.contains(&format!("\"{field}\":")),
+                "{interface}.{field} is not in the CDDL rule {rule}"
+            );
+        }
+    }
+    let reply = rule_body("reply-ok").to_owned() + rule_body("reply-error");
+    for field in ["v", "status", "outputs", "error", "receipt", "attestation"] {
+        assert!(reply.contains(&format!("\"{field}\":")), "Reply.{field}");
+    }
+}
+
+#[test]
+fn the_rules_accept_a_valid_request_and_refuse_broken_ones() {
+    use ciborium::Value as V;
+    let text = |s: &str| V::Text(s.into());
+    let output = |q: u64| {
+        V::Map(vec![
+            (text("name"), text("thumb")),
+            (text("format"), text("jpeg")),
+            (text("quality"), V::Integer(q.into())),
+        ])
+    };
+    let request = |extra: Vec<(V, V)>| {
+        let mut m = vec![
+            (text("v"), V::Integer(1.into())),
+            (
+                text("inputs"),
+                V::Map(vec![(text("photo"), V::Bytes(vec![1, 2]))]),
+            ),
+        ];
+        m.extend(extra);
+        cbor(&V::Map(m))
+    };
+    validate(
+        "request",
+        &request(vec![(text("outputs"), V::Array(vec![output(85)]))]),
+    )
+    .unwrap();
+    validate("request", &request(vec![(text("preset"), text("avatar"))])).unwrap();
+    for (what, broken) in [
+        (
+            "quality 900",
+            request(vec![(text("outputs"), V::Array(vec![output(900)]))]),
+        ),
+        (
+            "no outputs",
+            request(vec![(text("outputs"), V::Array(vec![]))]),
+        ),
+        (
+            "unknown field",
+            request(vec![(text("colour"), text("red"))]),
+        ),
+        ("not a map", cbor(&text("hello"))),
+    ] {
+        assert!(validate("request", &broken).is_err(), "{what} passed");
+    }
+    let receipt = V::Map(vec![
+        (text("started_at_ms"), V::Integer(1.into())),
+        (text("sealed_at_ms"), V::Integer(2.into())),
+        (text("wiped_bytes"), V::Integer(0.into())),
+        (text("failures"), V::Integer(0.into())),
+        (text("wiped"), V::Array(vec![])),
+    ]);
+    let reply = |code: &str, extra: Vec<(V, V)>| {
+        let error = V::Map(vec![
+            (text("code"), text(code)),
+            (text("message"), text("inputs.photo: empty")),
+            (text("retryable"), V::Bool(false)),
+        ]);
+        let mut m = vec![
+            (text("v"), V::Integer(1.into())),
+            (text("status"), text("error")),
+            (text("error"), error),
+            (text("receipt"), receipt.clone()),
+        ];
+        m.extend(extra);
+        cbor(&V::Map(m))
+    };
+    validate("reply", &reply("input.empty", vec![])).unwrap();
+    assert!(
+        validate("reply", &reply("input.gone", vec![])).is_err(),
+        "an unknown code passed"
+    );
+    let extra = vec![(text("outputs"), V::Array(vec![]))];
+    assert!(
+        validate("reply", &reply("input.empty", extra)).is_err(),
+        "an error with outputs passed"
+    );
 }

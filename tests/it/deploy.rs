@@ -4,7 +4,6 @@
 
 use crate::harness::*;
 use midnit_worker::app::config::Topology;
-use midnit_worker::client::Client;
 use midnit_worker::protocol::Status;
 
 fn import(definitions: &str, queue: &str) -> tempfile::NamedTempFile {
@@ -76,7 +75,9 @@ async fn a_worker_starts_on_the_deploy_definitions_of_each_topology() {
             None,
         )
         .await;
-        let client = Client::for_worker(&w.config.broker).await.unwrap();
+        let client = midnit_worker::client::for_worker(&w.config.broker)
+            .await
+            .unwrap();
         let job = tiny_job();
         assert_eq!(render(&client, &job).await.status, Status::Ok, "{file}");
         client.close().await;

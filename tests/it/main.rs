@@ -12,6 +12,7 @@ mod harness;
 
 mod broker;
 mod broker_restart;
+mod clients;
 mod contract;
 mod corpus;
 mod deploy;
@@ -29,3 +30,4 @@ mod process;
 mod recipes;
 mod tls;
 mod topology;
+mod vectors;

@@ -11,6 +11,7 @@ use midnit_worker::wipe::{Ledger, SecretBuf};
 
 fn run(input: Vec<u8>, format: &str) -> Result<Rendered, JobError> {
     let req = Request {
+        preset: None,
         v: 1,
         inputs: [("photo".to_string(), serde_bytes::ByteBuf::from(input))].into(),
         recipe: None,
@@ -220,6 +221,7 @@ fn a_cmyk_jpeg_with_a_cmyk_profile_is_converted_through_that_profile() {
 
 fn run_with(input: Vec<u8>, limits: &Limits, recipe: bool) -> Result<Rendered, JobError> {
     let req = Request {
+        preset: None,
         v: 1,
         inputs: [("photo".to_string(), serde_bytes::ByteBuf::from(input))].into(),
         recipe: recipe.then(|| ciborium::Value::Map(vec![])),
@@ -296,6 +298,7 @@ fn twelve_hundred_corrupted_inputs_get_typed_errors_and_never_panic() {
 
 fn render_outputs(input: &[u8], outputs: Vec<OutputSpec>) -> Rendered {
     let req = Request {
+        preset: None,
         v: 1,
         inputs: [(
             "photo".to_string(),

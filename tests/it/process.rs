@@ -3,25 +3,11 @@
 
 use crate::harness::*;
 use midnit_worker::client::Client;
-use midnit_worker::protocol::{Request, Status};
+use midnit_worker::protocol::Status;
 use midnit_worker::tools::samples;
 use std::time::Duration;
 
 /// A job that takes a while: a 12 MP photo to full-size PNG and lossless WebP.
-fn slow_job() -> Request {
-    let photo = samples::with_exif(
-        &samples::jpeg(&samples::figure_photo(4000, 3000, 11), 95),
-        1,
-    );
-    request(
-        photo,
-        vec![
-            output("full", "png", None, None),
-            output("fullw", "webp", None, None),
-        ],
-    )
-}
-
 fn assert_no_payload_in(log: &str) {
     assert!(
         !log.contains(std::str::from_utf8(samples::GPS_MARKER).unwrap()),
@@ -65,7 +51,7 @@ async fn sigterm_finishes_jobs_in_flight_replies_to_all_and_exits_zero() {
     for _ in 0..2 {
         let client = client.clone();
         replies.push(tokio::spawn(async move {
-            client.render(&slow_job(), REPLY).await
+            client.reply(&slow_job(), REPLY).await
         }));
     }
     worker.wait_for_log("job received", 2);

@@ -602,7 +602,7 @@ async fn every_example_goes_through_the_broker_and_the_isolated_renderer() {
     let client = Client::connect(&amqp_url(), &queue).await.unwrap();
     for path in examples() {
         let request = request_file::load(&path).unwrap();
-        let reply = client.render(&request, REPLY).await.expect("a reply");
+        let reply = client.reply(&request, REPLY).await.expect("a reply");
         assert_eq!(
             reply.status,
             Status::Ok,
@@ -629,7 +629,7 @@ async fn every_example_goes_through_the_broker_and_the_isolated_renderer() {
         request.recipe = Some(ciborium::Value::serialized(&recipe).unwrap());
         request
     };
-    let reply = client.render(&broken, REPLY).await.expect("a reply");
+    let reply = client.reply(&broken, REPLY).await.expect("a reply");
     let error = reply.error.expect("refused");
     assert_eq!(error.code, "recipe.invalid");
     assert!(

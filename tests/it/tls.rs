@@ -4,7 +4,6 @@
 
 use crate::harness::*;
 use midnit_worker::app::config::{BrokerSettings, SecretUrl};
-use midnit_worker::client::Client;
 use midnit_worker::protocol::Status;
 use midnit_worker::tools::samples;
 use std::os::unix::fs::PermissionsExt;
@@ -167,7 +166,9 @@ async fn a_worker_serves_over_amqps_with_a_ca_file_and_a_client_certificate() {
         tls_key_file: Some(key.clone().into()),
         ..BrokerSettings::default()
     };
-    let client = Client::for_worker(&config).await.expect("TLS client");
+    let client = midnit_worker::client::for_worker(&config)
+        .await
+        .expect("TLS client");
     let job = request(
         samples::jpeg(&samples::figure_photo(320, 240, 5), 90),
         vec![output("t", "png", Some(64), None)],

@@ -4,7 +4,6 @@
 
 use crate::harness::*;
 use midnit_worker::app::config::Topology;
-use midnit_worker::client::Client;
 use midnit_worker::protocol::Status;
 
 /// `rabbitmqctl list_queues` for one queue: its type and arguments.
@@ -57,7 +56,9 @@ async fn each_topology_declares_its_queue_kind_and_a_dead_letter_queue_with_a_tt
         let dead = queue_info(&w.config.broker.dlq());
         assert!(dead["arguments"].to_string().contains("60000"), "{dead}");
         // A job goes through either way; the durable client publishes persistent with confirms.
-        let client = Client::for_worker(&w.config.broker).await.unwrap();
+        let client = midnit_worker::client::for_worker(&w.config.broker)
+            .await
+            .unwrap();
         let job = tiny_job();
         assert_eq!(render(&client, &job).await.status, Status::Ok);
         client.close().await;
@@ -90,7 +91,9 @@ async fn a_poison_message_is_retried_to_the_delivery_limit_then_answered_and_rec
             None,
         )
         .await;
-        let client = Client::for_worker(&w.config.broker).await.unwrap();
+        let client = midnit_worker::client::for_worker(&w.config.broker)
+            .await
+            .unwrap();
         let job = tiny_job();
         let reply = render(&client, &job).await;
         assert_eq!(error_code(&reply), "internal", "{topology:?}");

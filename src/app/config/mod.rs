@@ -9,6 +9,7 @@
 mod sections;
 mod values;
 
+use crate::intake::{Preset, Presets};
 use crate::job::Limits;
 pub use sections::{BrokerSettings, ExecutorSettings, HttpSettings, WipeSettings, WorkerSettings};
 pub use values::{ExecutorKind, SecretUrl, Topology};
@@ -63,6 +64,8 @@ pub struct Config {
     pub http: HttpSettings,
     /// The limits every job is held to.
     pub limits: Limits,
+    /// Named outputs (and recipes) a request may ask for by name (`[presets.NAME]`, file only).
+    pub presets: Presets,
 }
 
 /// The sections' names, in the order the README lists them.
@@ -131,6 +134,9 @@ impl Config {
         let mut config = Self::default();
         for (name, value) in &table {
             match value {
+                toml::Value::Table(inner) if name == "presets" => {
+                    config.presets = presets_of(inner, path).map_err(parse)?;
+                }
                 toml::Value::Table(inner) => {
                     if !SECTIONS.contains(&name.as_str()) {
                         return Err(parse(format!("unknown section `[{name}]`")));
@@ -267,6 +273,12 @@ impl Config {
                 "tls_cert_file and tls_key_file go together",
             );
         }
+        if let Err(message) = self.presets.check(l) {
+            return Err(ConfigError::Invalid {
+                key: "presets".into(),
+                message,
+            });
+        }
         let scheme_ok = ["amqp://", "amqps://"]
             .iter()
             .any(|s| b.amqp_url.expose().starts_with(s));
@@ -279,3 +291,48 @@ impl Config {
 
 #[cfg(test)]
 mod tests;
+
+/// The `[presets.NAME]` tables: `outputs` (a list of output tables, as in a request) and
+/// `recipe` (a recipe table) or `recipe_file` (a recipe JSON file, or a request file whose
+/// `recipe` is taken, relative to the config file's folder). Checked against the limits by [`Config::validate`].
+fn presets_of(table: &toml::Table, file: &Path) -> Result<Presets, String> {
+    let mut presets = Presets::default();
+    for (name, value) in table {
+        let toml::Value::Table(preset) = value else {
+            return Err(format!("presets.{name}: expected a table"));
+        };
+        if let Some(key) = preset
+            .keys()
+            .find(|k| !["outputs", "recipe", "recipe_file"].contains(&k.as_str()))
+        {
+            return Err(format!(
+                "presets.{name}: unknown key `{key}`, expected `outputs`, `recipe` or `recipe_file`"
+            ));
+        }
+        let outputs = preset
+            .get("outputs")
+            .ok_or_else(|| format!("presets.{name}: missing `outputs`"))?;
+        let recipe = match (preset.get("recipe"), preset.get("recipe_file")) {
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "presets.{name}: `recipe` and `recipe_file` exclude each other"
+                ))
+            }
+            (Some(inline), None) => Some(serde_json::to_value(inline).map_err(|e| e.to_string())?),
+            (None, Some(toml::Value::String(rel))) => {
+                let at = file.parent().unwrap_or(Path::new(".")).join(rel);
+                let text = std::fs::read_to_string(&at)
+                    .map_err(|e| format!("presets.{name}.recipe_file {}: {e}", at.display()))?;
+                let json = serde_json::from_str(&text)
+                    .map_err(|e| format!("presets.{name}.recipe_file {}: {e}", at.display()))?;
+                Some(json)
+            }
+            (None, Some(_)) => return Err(format!("presets.{name}.recipe_file: expected a path")),
+            (None, None) => None,
+        };
+        let preset =
+            Preset::new(outputs, recipe.as_ref()).map_err(|e| format!("presets.{name}: {e}"))?;
+        presets.insert(name.clone(), preset);
+    }
+    Ok(presets)
+}

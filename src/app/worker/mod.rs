@@ -96,6 +96,7 @@ pub fn processor(config: &Config, executor: Arc<dyn Executor>) -> Result<Process
     Ok(Processor {
         executor,
         limits: config.limits.clone(),
+        presets: Arc::new(config.presets.clone()),
         spill: Some((spill, config.wipe.spill_threshold_bytes)),
         signer: Some(Arc::new(signer)),
     })

@@ -109,6 +109,7 @@ fn warm_up() {
         ..Default::default()
     };
     let request = crate::protocol::Request {
+        preset: None,
         v: crate::protocol::VERSION,
         inputs: [("photo".to_string(), serde_bytes::ByteBuf::from(photo))].into(),
         recipe: None,

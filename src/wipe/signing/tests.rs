@@ -1,33 +1,4 @@
 use super::*;
-use crate::wipe::{Ledger, SecretBuf};
-
-/// The attested facts of the documented test vector (docs/PROTOCOL.md).
-pub fn vector_attested(signer: &ReceiptSigner) -> Attested {
-    let ledger = Ledger::new();
-    SecretBuf::new(vec![1; 10], "input.photo", &ledger).wipe();
-    let mut receipt = ledger.receipt(1_700_000_000_000);
-    receipt.sealed_at_ms = 1_700_000_000_050;
-    for e in &mut receipt.wiped {
-        e.at_ms = 1_700_000_000_040;
-    }
-    Attested {
-        v: 1,
-        kid: ByteBuf::from(signer.key_id().to_vec()),
-        time: 1_700_000_000_050,
-        status: "ok".into(),
-        code: None,
-        request: ByteBuf::from(sha256(b"request body").to_vec()),
-        outputs: vec![AttestedOutput {
-            name: "thumb".into(),
-            format: "jpeg".into(),
-            width: 512,
-            height: 384,
-            sha256: ByteBuf::from(sha256(b"output bytes").to_vec()),
-        }],
-        receipt,
-        correlation_id: Some("job-1".into()),
-    }
-}
 
 fn signer() -> ReceiptSigner {
     ReceiptSigner::from_seed(&[0x11; 32])

@@ -140,11 +140,30 @@ pub fn output(name: &str, format: &str, w: Option<u32>, h: Option<u32>) -> Outpu
 
 pub fn request(input: Vec<u8>, outputs: Vec<OutputSpec>) -> Request {
     Request {
+        preset: None,
         v: 1,
         inputs: [("photo".to_string(), serde_bytes::ByteBuf::from(input))].into(),
         recipe: None,
         outputs,
     }
+}
+
+/// A job that takes seconds: a 12 MP photo to full-size PNG and WebP.
+pub fn slow_job() -> Request {
+    let photo = midnit_worker::tools::samples::with_exif(
+        &midnit_worker::tools::samples::jpeg(
+            &midnit_worker::tools::samples::figure_photo(4000, 3000, 11),
+            95,
+        ),
+        1,
+    );
+    request(
+        photo,
+        vec![
+            output("full", "png", None, None),
+            output("fullw", "webp", None, None),
+        ],
+    )
 }
 
 /// A small job that renders in a few milliseconds: a 64×48 photo to PNG.
@@ -159,7 +178,7 @@ pub fn tiny_job() -> Request {
 }
 
 pub async fn render(client: &Client, req: &Request) -> Reply {
-    client.render(req, REPLY).await.expect("a reply")
+    client.reply(req, REPLY).await.expect("a reply")
 }
 
 /// Sends a raw body with well-formed properties and returns the decoded reply.

@@ -1,0 +1,103 @@
+/**
+ * The wire contract, version 1, as TypeScript types. `docs/contract/midnit.cddl` in the
+ * worker's repository is the machine-readable source; a test there checks that every field
+ * of these interfaces is one the CDDL names.
+ */
+
+/** The only content type of requests and replies. */
+export const CONTENT_TYPE = "application/cbor";
+/** The contract version. */
+export const VERSION = 1;
+/** RabbitMQ's direct reply-to pseudo queue. */
+export const DIRECT_REPLY_TO = "amq.rabbitmq.reply-to";
+/** Header: the job's deadline in ms since the Unix epoch. */
+export const DEADLINE_HEADER = "x-midnit-deadline-ms";
+/** Header: when the job was published, in ms since the Unix epoch. */
+export const SENT_HEADER = "x-midnit-sent-ms";
+
+/** One requested output. */
+export interface OutputSpec {
+  name: string;
+  format: "jpeg" | "png" | "webp";
+  width?: number;
+  height?: number;
+  fit?: "contain" | "cover" | "fill";
+  quality?: number;
+  upscale?: boolean;
+}
+
+/** A render request (the CBOR body of a job). */
+export interface Request {
+  v: 1;
+  inputs: Record<string, Uint8Array>;
+  recipe?: Record<string, unknown>;
+  preset?: string;
+  outputs?: OutputSpec[];
+}
+
+/** One rendered image. */
+export interface Output {
+  name: string;
+  format: string;
+  width: number;
+  height: number;
+  data: Buffer;
+}
+
+/** One destroyed artifact of a job. */
+export interface WipeEntry {
+  artifact: string;
+  bytes: number;
+  method: "zeroize" | "overwrite_verify_unlink" | "failed";
+  at_ms: number;
+  error?: string;
+  process?: string;
+}
+
+/** What the worker wiped for one job. */
+export interface Receipt {
+  started_at_ms: number;
+  sealed_at_ms: number;
+  wiped_bytes: number;
+  failures: number;
+  wiped: WipeEntry[];
+}
+
+/** The error of a failed job. */
+export interface ErrorBody {
+  code: string;
+  message: string;
+  retryable: boolean;
+}
+
+/** A reply, as decoded. */
+export interface Reply {
+  v: 1;
+  status: "ok" | "error";
+  outputs?: Output[];
+  error?: ErrorBody;
+  receipt: Receipt;
+  attestation?: Buffer;
+}
+
+/** One output as attested. */
+export interface AttestedOutput {
+  name: string;
+  format: string;
+  width: number;
+  height: number;
+  sha256: Buffer;
+}
+
+/** What an attestation binds (its COSE payload). */
+export interface Attested {
+  v: 1;
+  kid: Buffer;
+  time: number;
+  status: "ok" | "error";
+  code?: string;
+  request: Buffer;
+  outputs: AttestedOutput[];
+  receipt: Receipt;
+  correlation_id: string | null;
+}
