@@ -108,6 +108,8 @@ impl Presets {
             })?;
             return Ok((plan_outputs(&read_specs(item, limits)?, limits)?, recipe));
         };
+        // An empty `outputs` list beside a preset adds nothing to it.
+        let outputs = outputs.filter(|item| *item != [0x80]);
         if limits.presets_only && (outputs.is_some() || recipe.is_some()) {
             return Err(required());
         }

@@ -61,7 +61,10 @@ fn every_field_of_the_typescript_types_is_one_the_cddl_names() {
             .find(&format!("export interface {interface} {{"))
             .unwrap_or_else(|| panic!("wire.ts has no {interface}"));
         let body = &wire[start..start + wire[start..].find("\n}").unwrap()];
-        let cddl = rule_body(rule);
+        let mut cddl = rule_body(rule).to_owned();
+        if rule == "request" {
+            cddl += rule_body("preset-outputs");
+        }
         for line in body.lines().skip(1) {
             let field = line.trim().split([':', '?']).next().unwrap();
             if field.is_empty() || field.starts_with("//") {

@@ -341,3 +341,27 @@ fn the_load_generator_drives_a_worker_and_writes_its_report_and_chart() {
     assert!(svg.starts_with("<svg") && svg.contains("polyline"));
     assert!(stdout.contains("jobs/s"), "{stdout}");
 }
+
+#[test]
+fn a_bad_preset_stops_the_worker_at_start_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("worker.toml");
+    let bad = "[presets.avatar]\noutputs = [{ name = \"a\", format = \"gif\" }]\n";
+    std::fs::write(&file, bad).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_midnit-worker"))
+        .arg("serve")
+        .env("MIDNIT_CONFIG", &file)
+        .env("MIDNIT_QUEUE", unique_queue("bad-preset"))
+        .env("MIDNIT_HTTP_ADDR", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "the worker started with a bad preset"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("presets.avatar: outputs[0].format"),
+        "{stderr}"
+    );
+}

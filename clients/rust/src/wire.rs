@@ -35,8 +35,9 @@ pub struct Request {
     /// The generation recipe; absent for a thumbnail/convert job of the single input.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipe: Option<ciborium::Value>,
-    /// What to produce: one rendered image per entry (after the preset's, if one is named).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// What to produce: one rendered image per entry (after the preset's, if one is named;
+    /// empty with a preset adds nothing to it).
+    #[serde(default)]
     pub outputs: Vec<OutputSpec>,
     /// The name of an operator-defined preset (outputs, maybe a recipe) to render.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -294,7 +294,8 @@ mod tests;
 
 /// The `[presets.NAME]` tables: `outputs` (a list of output tables, as in a request) and
 /// `recipe` (a recipe table) or `recipe_file` (a recipe JSON file, or a request file whose
-/// `recipe` is taken, relative to the config file's folder). Checked against the limits by [`Config::validate`].
+/// `recipe` is taken, relative to the config file's folder). Checked against the limits by
+/// [`Config::validate`].
 fn presets_of(table: &toml::Table, file: &Path) -> Result<Presets, String> {
     let mut presets = Presets::default();
     for (name, value) in table {
@@ -323,9 +324,13 @@ fn presets_of(table: &toml::Table, file: &Path) -> Result<Presets, String> {
                 let at = file.parent().unwrap_or(Path::new(".")).join(rel);
                 let text = std::fs::read_to_string(&at)
                     .map_err(|e| format!("presets.{name}.recipe_file {}: {e}", at.display()))?;
-                let json = serde_json::from_str(&text)
+                let mut json: serde_json::Value = serde_json::from_str(&text)
                     .map_err(|e| format!("presets.{name}.recipe_file {}: {e}", at.display()))?;
-                Some(json)
+                // A request file (docs/examples/recipes/) lends its `recipe`.
+                Some(match json.get_mut("recipe") {
+                    Some(recipe) => recipe.take(),
+                    None => json,
+                })
             }
             (None, Some(_)) => return Err(format!("presets.{name}.recipe_file: expected a path")),
             (None, None) => None,

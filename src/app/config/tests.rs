@@ -64,6 +64,29 @@ fn the_example_file_loads_and_differs_from_the_defaults_only_where_it_says() {
     assert_eq!(config.limits, Limits::default());
     assert_eq!(config.wipe.spill_dir, Path::new("/run/midnit-worker/spill"));
     assert_eq!(config.worker.concurrency, 2);
+    let presets: Vec<&str> = config.presets.names().collect();
+    assert_eq!(presets, ["avatar", "showcase"]);
+}
+
+#[test]
+fn a_bad_preset_in_the_file_fails_validation_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("w.toml");
+    let bad = "[presets.card]\noutputs = [{ name = \"c\", format = \"jpeg\", quality = 900 }]\n";
+    std::fs::write(&file, bad).unwrap();
+    let err = Config::from_file(&file)
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("presets.card: outputs[0].quality"), "{err}");
+    std::fs::write(&file, "[presets.card]\nrecipe_file = \"x.json\"\n").unwrap();
+    let err = Config::from_file(&file).unwrap_err().to_string();
+    assert!(err.contains("presets.card: missing `outputs`"), "{err}");
+    let unknown = "[presets.card]\noutputs = []\ncolour = 1\n";
+    std::fs::write(&file, unknown).unwrap();
+    let err = Config::from_file(&file).unwrap_err().to_string();
+    assert!(err.contains("unknown key `colour`"), "{err}");
 }
 
 #[test]
@@ -111,6 +134,8 @@ fn every_key_of_the_example_file_and_only_those_are_listed() {
         let line = line.trim_start_matches('#').trim();
         if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
             section = name;
+        } else if section.starts_with("presets.") {
+            // Presets are tables of their own, not settings.
         } else if let Some((k, _)) = line.split_once(" = ") {
             in_file.push((section.to_owned(), k.trim().to_owned()));
         }
