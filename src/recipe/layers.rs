@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 pub struct Stroke {
     /// Width in pixels, default 4.
     #[serde(default = "defaults::stroke_width")]
+    #[schemars(range(min = 0.5, max = 256.0))]
     pub width: f32,
     /// Colour, default white.
     #[serde(default = "defaults::white")]
@@ -24,12 +25,15 @@ pub struct Stroke {
 pub struct Shadow {
     /// Horizontal offset in pixels, default 0.
     #[serde(default)]
+    #[schemars(range(min = -512.0, max = 512.0))]
     pub dx: f32,
     /// Vertical offset in pixels, default 8.
     #[serde(default = "defaults::shadow_dy")]
+    #[schemars(range(min = -512.0, max = 512.0))]
     pub dy: f32,
     /// Blur radius in pixels, default 16.
     #[serde(default = "defaults::shadow_blur")]
+    #[schemars(range(min = 0.0, max = 200.0))]
     pub blur: f32,
     /// Colour (its alpha is the shadow's strength), default `#00000099`.
     #[serde(default = "defaults::shadow_color")]
@@ -42,6 +46,7 @@ pub struct Shadow {
 pub struct Glow {
     /// Blur radius in pixels, default 24.
     #[serde(default = "defaults::glow_blur")]
+    #[schemars(range(min = 0.0, max = 200.0))]
     pub blur: f32,
     /// Colour, default `#9fb8ffcc` (the app's midnight glow).
     #[serde(default = "defaults::glow_color")]
@@ -60,9 +65,11 @@ macro_rules! layer {
             $($(#[$fmeta])* pub $field: $ty,)*
             /// Opacity 0–1, default 1.
             #[serde(default = "defaults::one")]
+            #[schemars(range(min = 0.0, max = 1.0))]
             pub opacity: f32,
             /// Free rotation in degrees about the layer's centre, −45 to 45, default 0.
             #[serde(default)]
+            #[schemars(range(min = -45.0, max = 45.0))]
             pub angle: f32,
             /// Drop shadow.
             #[serde(default)]
@@ -72,6 +79,7 @@ macro_rules! layer {
             pub glow: Option<Glow>,
             /// Filters applied to this layer alone, in order.
             #[serde(default, deserialize_with = "bounded::list::<16, _, _>")]
+            #[schemars(length(max = 16))]
             pub filters: Vec<Filter>,
         }
 
@@ -149,9 +157,11 @@ layer! {
         pub crop: Option<Area>,
         /// Turns the picture by 0, 90, 180 or 270 degrees clockwise before fitting.
         #[serde(default)]
+        #[schemars(extend("enum" = [0, 90, 180, 270]))]
         pub rotate: u32,
         /// Corner radius in pixels.
         #[serde(default)]
+        #[schemars(range(min = 0.0, max = 4096.0))]
         pub radius: f32,
         /// A border drawn inside the picture's edge.
         #[serde(default)]
@@ -201,6 +211,7 @@ layer! {
     pub struct Text {
         /// The text; `\n` breaks a line.
         #[serde(deserialize_with = "bounded::text")]
+        #[schemars(length(min = 1, max = 500))]
         pub text: String,
         /// Where the text goes.
         #[serde(rename = "box")]
@@ -210,6 +221,7 @@ layer! {
         pub weight: Weight,
         /// Font size in pixels, default 32.
         #[serde(default = "defaults::text_size")]
+        #[schemars(range(min = 4.0, max = 512.0))]
         pub size: f32,
         /// Colour, default white.
         #[serde(default = "defaults::white")]
@@ -222,12 +234,14 @@ layer! {
         pub valign: VAlign,
         /// Line height as a multiple of the size, default 1.25.
         #[serde(default = "defaults::line_height")]
+        #[schemars(range(min = 0.5, max = 4.0))]
         pub line_height: f32,
         /// Extra space between letters in pixels (may be negative), default 0.
         #[serde(default)]
         pub letter_spacing: f32,
         /// Most lines; 0 (default) is as many as fit the box.
         #[serde(default)]
+        #[schemars(range(min = 0, max = 100))]
         pub max_lines: u32,
         /// An outline around the letters, for legibility on photos.
         #[serde(default)]
@@ -243,6 +257,7 @@ layer! {
         pub area: Option<Area>,
         /// Corner radius in pixels.
         #[serde(default)]
+        #[schemars(range(min = 0.0, max = 4096.0))]
         pub radius: f32,
         /// Fill paint; none when absent.
         #[serde(default)]
@@ -259,6 +274,7 @@ layer! {
         /// Centre in canvas pixels.
         pub center: [f32; 2],
         /// Radius in pixels.
+        #[schemars(range(min = 0.5))]
         pub radius: f32,
         /// Fill paint; none when absent.
         #[serde(default)]
@@ -274,17 +290,20 @@ layer! {
     pub struct Grid {
         /// Input names, filled row by row.
         #[serde(deserialize_with = "bounded::cells")]
+        #[schemars(length(min = 1, max = 64))]
         pub inputs: Vec<String>,
         /// The area the grid fills; the whole canvas when absent.
         #[serde(default, rename = "box")]
         pub area: Option<Area>,
         /// Number of columns.
+        #[schemars(range(min = 1, max = 64))]
         pub columns: u32,
         /// Number of rows; enough for every input when absent.
         #[serde(default)]
         pub rows: Option<u32>,
         /// Space between cells in pixels.
         #[serde(default)]
+        #[schemars(range(min = 0.0))]
         pub gap: f32,
         /// How each photo fills its cell, default `cover`.
         #[serde(default = "defaults::cover")]
@@ -294,6 +313,7 @@ layer! {
         pub gravity: Gravity,
         /// Corner radius of each cell.
         #[serde(default)]
+        #[schemars(range(min = 0.0, max = 4096.0))]
         pub radius: f32,
         /// Border of each cell.
         #[serde(default)]

@@ -54,6 +54,7 @@ pub struct Recipe {
     pub layers: Vec<Layer>,
     /// Filters applied to the whole canvas after the layers, in order.
     #[serde(default, deserialize_with = "bounded::list::<16, _, _>")]
+    #[schemars(length(max = 16))]
     pub filters: Vec<Filter>,
 }
 
@@ -61,10 +62,11 @@ pub struct Recipe {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Canvas {
-    /// Width in pixels.
+    /// Width in pixels: at most the worker's `max_output_dimension` (8192 by default), and
+    /// width × height at most the smaller of `max_output_pixels` and 16 777 216.
     #[schemars(range(min = 1))]
     pub width: u32,
-    /// Height in pixels.
+    /// Height in pixels (the same limits).
     #[schemars(range(min = 1))]
     pub height: u32,
     /// Background paint; transparent when absent (JPEG outputs flatten onto white).

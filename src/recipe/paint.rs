@@ -34,6 +34,7 @@ pub enum Paint {
 #[serde(deny_unknown_fields)]
 pub struct Stop {
     /// Position along the gradient, 0–1.
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub at: f32,
     /// Colour at that position.
     pub color: Color,
@@ -46,9 +47,11 @@ pub struct Linear {
     /// Direction in degrees, CSS style: 0 runs bottom to top, 90 left to right, 180 (default)
     /// top to bottom.
     #[serde(default = "defaults::angle_down")]
+    #[schemars(range(min = -360.0, max = 360.0))]
     pub angle: f32,
     /// 2–16 stops in increasing `at` order.
     #[serde(deserialize_with = "bounded::list::<16, _, _>")]
+    #[schemars(length(min = 2, max = 16))]
     pub stops: Vec<Stop>,
 }
 
@@ -61,9 +64,11 @@ pub struct Radial {
     pub center: [f32; 2],
     /// Radius as a fraction of the area's longer side, default 0.75.
     #[serde(default = "defaults::radial_radius")]
+    #[schemars(range(min = 0.01, max = 4.0))]
     pub radius: f32,
     /// 2–16 stops in increasing `at` order (0 at the centre).
     #[serde(deserialize_with = "bounded::list::<16, _, _>")]
+    #[schemars(length(min = 2, max = 16))]
     pub stops: Vec<Stop>,
 }
 
@@ -73,12 +78,15 @@ pub struct Radial {
 pub struct Noise {
     /// 2–8 colours the noise value runs through, low to high.
     #[serde(deserialize_with = "bounded::list::<8, _, _>")]
+    #[schemars(length(min = 2, max = 8))]
     pub colors: Vec<Color>,
     /// Size of the largest blotches in pixels, default 240.
     #[serde(default = "defaults::noise_scale")]
+    #[schemars(range(min = 4.0, max = 4096.0))]
     pub scale: f32,
     /// Octaves of detail, 1–6, default 4.
     #[serde(default = "defaults::octaves")]
+    #[schemars(range(min = 1, max = 6))]
     pub octaves: u32,
     /// Seed; default derived from the recipe's seed and the element's position.
     #[serde(default)]
@@ -92,18 +100,23 @@ pub struct Noise {
 pub struct Discs {
     /// 1–8 colours, picked at random per disc.
     #[serde(deserialize_with = "bounded::list::<8, _, _>")]
+    #[schemars(length(min = 1, max = 8))]
     pub colors: Vec<Color>,
     /// Number of discs, at most 2000.
     #[serde(default)]
+    #[schemars(range(min = 0, max = 2000))]
     pub count: Option<u32>,
     /// Smallest radius in pixels.
     #[serde(default)]
+    #[schemars(range(min = 0.5, max = 256.0))]
     pub min_radius: Option<f32>,
     /// Largest radius in pixels.
     #[serde(default)]
+    #[schemars(range(min = 0.5, max = 256.0))]
     pub max_radius: Option<f32>,
     /// Edge softness, 0 (hard) – 1 (fades from the centre).
     #[serde(default)]
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub softness: Option<f32>,
     /// Seed; default derived from the recipe's seed and the element's position.
     #[serde(default)]
@@ -118,9 +131,11 @@ pub struct Dots {
     pub color: Color,
     /// Distance between dot centres in pixels, default 32.
     #[serde(default = "defaults::pattern_spacing")]
+    #[schemars(range(min = 4.0, max = 1024.0))]
     pub spacing: f32,
     /// Dot radius in pixels, default 4.
     #[serde(default = "defaults::dot_radius")]
+    #[schemars(range(min = 0.5))]
     pub radius: f32,
 }
 
@@ -132,12 +147,15 @@ pub struct Stripes {
     pub color: Color,
     /// Distance between stripe starts in pixels, default 32.
     #[serde(default = "defaults::pattern_spacing")]
+    #[schemars(range(min = 4.0, max = 1024.0))]
     pub spacing: f32,
     /// Stripe width in pixels, default 8.
     #[serde(default = "defaults::stripe_width")]
+    #[schemars(range(min = 0.5))]
     pub width: f32,
     /// Angle in degrees, default 45.
     #[serde(default = "defaults::stripe_angle")]
+    #[schemars(range(min = -360.0, max = 360.0))]
     pub angle: f32,
 }
 

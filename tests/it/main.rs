@@ -28,6 +28,7 @@ mod pipeline;
 mod privacy;
 mod process;
 mod recipes;
+mod schema_ranges;
 mod tls;
 mod topology;
 mod vectors;
