@@ -6,7 +6,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set
 
 import cbor2
 import pika
@@ -105,7 +105,7 @@ class Client:
         self._key = _receipt.public_key_bytes(public_key) if public_key is not None else None
         self._lock = threading.RLock()
         self._replies: Dict[str, bytes] = {}
-        self._waiting: set = set()
+        self._waiting: Set[str] = set()
         self._ids = itertools.count()
         self._prefix = f"{os.getpid():x}-{time.time_ns():x}"
         self._connection = pika.BlockingConnection(params)
@@ -183,7 +183,8 @@ class Client:
                     if body is None and time.monotonic() < give_up:
                         if not self._connection.is_open:
                             raise NoReply("the connection is closed")
-                        self._connection.process_data_events(time_limit=0.02)
+                        # pika takes a float; its stubs say int.
+                        self._connection.process_data_events(time_limit=0.02)  # type: ignore[arg-type]
                         body = self._replies.pop(cid, None)
                 if body is not None:
                     break

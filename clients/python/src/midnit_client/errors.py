@@ -6,7 +6,7 @@ again may succeed).
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Type
+from typing import Any, Dict, Mapping, Optional, Type
 
 __all__ = [
     "MidnitError",
@@ -175,7 +175,7 @@ class Internal(JobError):
 
 #: Every error code of contract v1 and its class.
 BY_CODE: Dict[str, Type[JobError]] = {
-    cls.code: cls  # type: ignore[misc]
+    str(cls.code): cls
     for cls in (
         RequestMalformed, RequestUnsupportedVersion, RequestTooLarge, RequestInvalid,
         RequestPresetRequired, InputEmpty, InputTooLarge, InputUnsupportedFormat,
@@ -190,7 +190,7 @@ _GROUPS: Dict[str, Type[JobError]] = {
 }
 
 
-def from_reply(error: dict) -> JobError:
+def from_reply(error: Mapping[str, Any]) -> JobError:
     """The typed error for a reply's ``error`` map. A code newer than this package gets the
     class of its group (or ``JobError``), so ``except LimitsError`` still catches it."""
     code = str(error.get("code", ""))

@@ -66,7 +66,7 @@ def verify(attestation: bytes, public_key: Key) -> Dict[str, Any]:
     facts = cbor2.loads(payload)
     if not isinstance(facts, Mapping):
         raise AttestationError("malformed attestation: payload")
-    return facts
+    return dict(facts)
 
 
 def check_reply(
