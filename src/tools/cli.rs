@@ -147,7 +147,7 @@ pub fn verify_receipt(file: &Path, pinned_key: &str) -> anyhow::Result<String> {
 }
 
 fn hex_bytes(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

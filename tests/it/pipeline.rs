@@ -278,7 +278,7 @@ fn twelve_hundred_corrupted_inputs_get_typed_errors_and_never_panic() {
                 let at = (rng.next_u64() as usize) % bytes.len();
                 bytes[at] = rng.byte();
             }
-            if rng.next_u64() % 4 == 0 {
+            if rng.next_u64().is_multiple_of(4) {
                 let keep = (rng.next_u64() as usize) % bytes.len();
                 bytes.truncate(keep.max(1));
             }

@@ -22,6 +22,7 @@
 mod client;
 pub mod receipt;
 mod render;
+pub mod sealed;
 pub mod wire;
 
 pub use client::{Client, ClientError, RawProps};

@@ -124,7 +124,7 @@ pub(super) async fn reconnect(
             }
             Err(e) => {
                 let delay = backoff.delay();
-                if backoff.attempts == 1 || backoff.attempts % 10 == 0 {
+                if backoff.attempts == 1 || backoff.attempts.is_multiple_of(10) {
                     warn!(error = %e, attempt = backoff.attempts, retry_in_ms = delay.as_millis() as u64, "broker unreachable; retrying");
                 }
                 tokio::select! {

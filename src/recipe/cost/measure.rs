@@ -53,7 +53,7 @@ pub mod visits {
         let n = 3.0f32;
         let ideal = (12.0 * sigma * sigma / n + 1.0).sqrt();
         let mut wl = ideal.floor() as usize;
-        if wl % 2 == 0 {
+        if wl.is_multiple_of(2) {
             wl = wl.saturating_sub(1);
         }
         let wl = wl.max(1);
