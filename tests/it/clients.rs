@@ -60,6 +60,14 @@ impl Contract {
         }
     }
 
+    /// Stops the workers and removes their queues.
+    async fn stop(self) {
+        drop((self.default, self.presets_only));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        delete_queue(&self.queues.0).await;
+        delete_queue(&self.queues.1).await;
+    }
+
     /// The environment a client suite reads.
     fn env(&self) -> Vec<(&'static str, String)> {
         vec![
@@ -147,7 +155,7 @@ async fn the_python_client_passes_the_contract_suite_against_the_real_worker() {
         "Ran 6 tests",
     )
     .await;
-    drop((c.default, c.presets_only));
+    c.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,7 +168,7 @@ async fn the_typescript_client_passes_the_contract_suite_against_the_real_worker
     );
     c.run_suite("TypeScript", "node", &["--test", "test/"], &dir, "# pass 6")
         .await;
-    drop((c.default, c.presets_only));
+    c.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -285,7 +293,7 @@ async fn the_rust_client_passes_every_conformance_vector_against_the_real_worker
     for call in calls {
         assert_eq!(call.await.unwrap().unwrap().outputs[0].width, 32);
     }
-    drop((c.default, c.presets_only));
+    c.stop().await;
 }
 
 fn samples_photo(v: &Value) -> Vec<u8> {

@@ -76,6 +76,19 @@ class Worker:
         self.dir.cleanup()
 
 
+def delete_queue(queue):
+    """Removes a queue this suite's workers declared, and its dead-letter queue."""
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(need("CONTRACT_URL")))
+    try:
+        channel = connection.channel()
+        channel.queue_delete(queue)
+        channel.queue_delete(f"{queue}.dead")
+    finally:
+        connection.close()
+
+
 def check_expectation(test, name, expect, call):
     """Runs ``call`` and checks the outcome against a vector's ``expect``."""
     if expect["status"] == "ok":
@@ -188,6 +201,7 @@ class Contract(unittest.TestCase):
 
     def test_a_worker_killed_mid_job_loses_nothing_another_worker_answers(self):
         queue = f"contract.python.kill.{uuid.uuid4()}"
+        self.addCleanup(delete_queue, queue)
         victim = Worker(queue)
         client = Client(need("CONTRACT_URL"), queue, public_key=self.key)
         self.addCleanup(client.close)

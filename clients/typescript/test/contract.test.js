@@ -184,5 +184,11 @@ test("a worker killed mid-job loses nothing: another worker answers", async () =
   } finally {
     await client.close();
     if (rescuer) await rescuer.kill("SIGTERM");
+    const amqp = require("amqplib");
+    const connection = await amqp.connect(need("CONTRACT_URL"));
+    const channel = await connection.createChannel();
+    await channel.deleteQueue(queue);
+    await channel.deleteQueue(`${queue}.dead`);
+    await connection.close();
   }
 });
