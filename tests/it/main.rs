@@ -29,6 +29,7 @@ mod privacy;
 mod process;
 mod recipes;
 mod schema_ranges;
+mod sealed;
 mod tls;
 mod topology;
 mod vectors;
