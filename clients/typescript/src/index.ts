@@ -9,4 +9,5 @@
 export * from "./client";
 export * from "./errors";
 export * from "./receipt";
+export * as sealed from "./sealed";
 export * from "./wire";
