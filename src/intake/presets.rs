@@ -81,8 +81,7 @@ impl Presets {
                 );
             }
             let at = |e: JobError| format!("presets.{name}: {}", e.message);
-            let specs = read_specs(&preset.outputs, limits).map_err(at)?;
-            plan_outputs(&specs, limits).map_err(at)?;
+            super::parse_outputs(&preset.outputs, limits).map_err(at)?;
             if let Some(recipe) = &preset.recipe {
                 super::recipe::parse_cbor(recipe).map_err(at)?;
             }
@@ -106,7 +105,7 @@ impl Presets {
             let item = outputs.ok_or_else(|| {
                 JobError::new(ErrorCode::RequestMalformed, "missing field `outputs`")
             })?;
-            return Ok((plan_outputs(&read_specs(item, limits)?, limits)?, recipe));
+            return Ok((super::parse_outputs(item, limits)?, recipe));
         };
         // An empty `outputs` list beside a preset adds nothing to it.
         let outputs = outputs.filter(|item| *item != [0x80]);

@@ -95,6 +95,18 @@ fn precheck(d: &Delivery) -> Result<(), JobError> {
 }
 
 impl Processor {
+    /// A processor that renders in this process on one thread, with no spill directory and
+    /// no receipt key: the local `render` command and the load generator's kernel timing.
+    pub fn local(limits: &Limits, presets: &Presets) -> Self {
+        Self {
+            executor: Arc::new(crate::render::executor::InProcess::new(limits.clone(), 1)),
+            limits: limits.clone(),
+            presets: Arc::new(presets.clone()),
+            spill: None,
+            signer: None,
+        }
+    }
+
     /// Intake, then rendering.
     pub async fn process(&self, d: Delivery) -> Processed {
         let checks = precheck(&d);

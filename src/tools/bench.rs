@@ -8,7 +8,6 @@
 use crate::app::config::Config;
 use crate::client::{Client, RawProps};
 use crate::protocol::{decode_reply, encode_request, OutputSpec, Request, Status};
-use crate::render::executor::InProcess;
 use crate::reply::process::{Delivery, Processor};
 use crate::tools::samples;
 use anyhow::Context;
@@ -17,7 +16,6 @@ use std::collections::VecDeque;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod report;
@@ -97,13 +95,7 @@ pub struct Report {
 /// sealing and wiping: [`Processor::process_one`], as the worker runs it), over `runs` runs,
 /// in ms.
 async fn kernel_p50_ms(body: &[u8], config: &Config, runs: usize) -> f64 {
-    let processor = Processor {
-        executor: Arc::new(InProcess::new(config.limits.clone(), 1)),
-        limits: config.limits.clone(),
-        presets: Arc::new(config.presets.clone()),
-        spill: None,
-        signer: None,
-    };
+    let processor = Processor::local(&config.limits, &config.presets);
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs {
         let started = Instant::now();

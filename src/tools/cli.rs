@@ -4,11 +4,9 @@
 use crate::app::config::Config;
 use crate::client::{Client, RawProps};
 use crate::protocol::{encode_request, Reply, Request};
-use crate::render::executor::InProcess;
 use crate::reply::process::{Delivery, Processor};
 use crate::tools::request_file;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// A reply as `submit` received it: the decoded reply, the correlation id it was sent with,
@@ -167,13 +165,7 @@ pub async fn render(config: &Config, request: &Path, out: &Path) -> anyhow::Resu
 /// Renders `request` in this process as a worker would, and returns the reply it would send
 /// (not attested: there is no worker key here).
 pub async fn render_request(config: &Config, request: Request) -> anyhow::Result<Reply> {
-    let processor = Processor {
-        executor: Arc::new(InProcess::new(config.limits.clone(), 1)),
-        limits: config.limits.clone(),
-        presets: Arc::new(config.presets.clone()),
-        spill: None,
-        signer: None,
-    };
+    let processor = Processor::local(&config.limits, &config.presets);
     let sealed = processor
         .process_one(Delivery::local(encode_request(&request), "local"))
         .await;

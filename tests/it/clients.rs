@@ -189,10 +189,7 @@ async fn the_rust_client_passes_every_conformance_vector_against_the_real_worker
     let v = vectors();
     // The offline vector: the exact signed bytes, and the facts.
     let a = &v["attestation"];
-    let text = a["attestation"].as_str().unwrap();
-    let cose: Vec<u8> = (0..text.len() / 2)
-        .map(|i| u8::from_str_radix(&text[i * 2..i * 2 + 2], 16).unwrap())
-        .collect();
+    let cose = unhex(a["attestation"].as_str().unwrap());
     let facts = midnit_worker::wipe::verify(&cose, &c.public_key).unwrap();
     assert_eq!(facts.correlation_id.as_deref(), Some("job-1"));
     assert_eq!(

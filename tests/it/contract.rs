@@ -45,6 +45,23 @@ fn the_cddl_lists_exactly_the_workers_error_codes() {
 }
 
 #[test]
+fn every_client_package_has_a_class_for_every_error_code() {
+    let python = include_str!("../../clients/python/src/midnit_client/errors.py");
+    let typescript = include_str!("../../clients/typescript/src/errors.ts");
+    for code in ErrorCode::ALL {
+        let code = code.as_str();
+        assert!(
+            python.contains(&format!("code = \"{code}\"")),
+            "Python lacks {code}"
+        );
+        assert!(
+            typescript.contains(&format!("\"{code}\":")),
+            "TypeScript lacks {code}"
+        );
+    }
+}
+
+#[test]
 fn every_field_of_the_typescript_types_is_one_the_cddl_names() {
     let wire = include_str!("../../clients/typescript/src/wire.ts");
     for (interface, rule) in [

@@ -64,10 +64,7 @@ fn run(peer: &Peer, script: &str, args: &[String]) -> serde_json::Value {
 }
 
 fn unhex(v: &serde_json::Value) -> Vec<u8> {
-    let s = v.as_str().unwrap();
-    (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(&s[i * 2..i * 2 + 2], 16).unwrap())
-        .collect()
+    crate::harness::unhex(v.as_str().unwrap())
 }
 
 const SEAL: &str = r#"

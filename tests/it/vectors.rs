@@ -245,11 +245,7 @@ fn jobs() -> Vec<Value> {
         job(
             "limits.inputs",
             body(
-                (0..5)
-                    .map(|_| ("x", vec![1]))
-                    .enumerate()
-                    .map(|(i, (_, b))| (["a", "b", "c", "d", "e"][i], b))
-                    .collect(),
+                ["a", "b", "c", "d", "e"].map(|n| (n, vec![1])).to_vec(),
                 vec![("outputs", thumb(32))],
             ),
             error("limits.inputs", ""),

@@ -21,6 +21,13 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// The bytes of a hex string.
+pub fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[i * 2..i * 2 + 2], 16).expect("hex digits"))
+        .collect()
+}
+
 /// Generous bound on any single reply; never a performance assertion.
 pub const REPLY: Duration = Duration::from_secs(90);
 
