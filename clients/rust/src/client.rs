@@ -5,9 +5,10 @@
 //! routes each reply to its waiting caller by `correlation_id`. Many requests may be in flight
 //! on one client at once: a `Client` is `Send + Sync`; share it behind an `Arc`.
 
+use crate::directory::KeyDirectory;
 use crate::wire::{
     decode_reply, encode_request, Reply, Request, CONTENT_TYPE, DEADLINE_HEADER, DIRECT_REPLY_TO,
-    SENT_HEADER,
+    EPOCH_HEADER, SENT_HEADER,
 };
 use futures_util::StreamExt;
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions};
@@ -54,6 +55,7 @@ pub struct Client {
     prefix: String,
     persistent: bool,
     pinned_key: Option<[u8; 32]>,
+    directory: Mutex<Option<KeyDirectory>>,
 }
 
 /// Properties of a raw message, for sending requests the typed API would not build.
@@ -67,6 +69,8 @@ pub struct RawProps {
     pub content_type: Option<String>,
     /// The deadline header, in ms since the Unix epoch (None: omitted).
     pub deadline_ms: Option<u64>,
+    /// The epoch header of a sealed request (None: omitted).
+    pub epoch: Option<u64>,
 }
 
 impl Client {
@@ -124,6 +128,7 @@ impl Client {
             prefix,
             persistent,
             pinned_key: None,
+            directory: Mutex::new(None),
         })
     }
 
@@ -132,6 +137,25 @@ impl Client {
     pub fn with_pinned_key(mut self, public_key: [u8; 32]) -> Self {
         self.pinned_key = Some(public_key);
         self
+    }
+
+    /// Seals every request [`Client::render`] sends to the worker fleet's current epoch key
+    /// from `directory` (verified with [`KeyDirectory::verify`] against the pinned directory
+    /// key), and opens the sealed replies: the broker and anything between carry only
+    /// ciphertext. The default for every client that has a directory.
+    pub fn with_directory(self, directory: KeyDirectory) -> Self {
+        self.set_directory(directory);
+        self
+    }
+
+    /// Replaces the key directory (fetched again, e.g. after `request.reseal`).
+    pub fn set_directory(&self, directory: KeyDirectory) {
+        *self.directory.lock().unwrap() = Some(directory);
+    }
+
+    /// The key directory requests are sealed to, if any.
+    pub fn directory(&self) -> Option<KeyDirectory> {
+        self.directory.lock().unwrap().clone()
     }
 
     /// The pinned key, if any.
@@ -185,6 +209,10 @@ impl Client {
             let value = AMQPValue::LongLongInt(i64::try_from(deadline).unwrap_or(i64::MAX));
             headers.insert(DEADLINE_HEADER.into(), value);
         }
+        if let Some(epoch) = props.epoch {
+            let value = AMQPValue::LongLongInt(i64::try_from(epoch).unwrap_or(i64::MAX));
+            headers.insert(EPOCH_HEADER.into(), value);
+        }
         p = p.with_headers(headers);
         let confirm = self
             .channel
@@ -230,6 +258,7 @@ impl RawProps {
             reply_to: Some(DIRECT_REPLY_TO.into()),
             content_type: Some(CONTENT_TYPE.into()),
             deadline_ms: None,
+            epoch: None,
         }
     }
 }

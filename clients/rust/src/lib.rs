@@ -18,14 +18,19 @@
 //! - [`receipt`]: the receipt and its COSE_Sign1 attestation, verified against a pinned key.
 //! - [`Client`]: one connection, many requests in flight, replies by direct reply-to (never
 //!   stored on the broker).
+//! - [`sealed`] and [`directory`]: contract v2, requests sealed with HPKE to the fleet's
+//!   current epoch key from a signed key directory ([`Client::with_directory`]), so the broker
+//!   and any relay carry only ciphertext.
 
 mod client;
+pub mod directory;
 pub mod receipt;
 mod render;
 pub mod sealed;
 pub mod wire;
 
 pub use client::{Client, ClientError, RawProps};
+pub use directory::{DirectoryError, KeyDirectory};
 pub use receipt::{hex, parse_hex, AttestationError, Attested, Receipt, VerifyError};
 pub use render::{Options, RenderError, Rendered};
 pub use wire::{ErrorBody, ErrorCode, OutputData, OutputSpec, Reply, Request, Status};

@@ -66,6 +66,22 @@ pub struct Receipt {
     pub failures: u32,
     /// Every destroyed artifact, in the order it was destroyed.
     pub wiped: Vec<WipeEntry>,
+    /// For a sealed job: the epoch whose key opened it, the digest of the sealed request, and
+    /// when that key is erased (after which no stored copy of the request can be opened).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<SealedFacts>,
+}
+
+/// What the receipt of a sealed job adds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedFacts {
+    /// The epoch the request was sealed to.
+    pub epoch: u64,
+    /// SHA-256 of the sealed request as the worker received it.
+    pub request_sha256: ByteBuf,
+    /// When the worker erases that epoch's private key at the latest (ms since the Unix
+    /// epoch).
+    pub key_erased_by_ms: u64,
 }
 
 impl Receipt {

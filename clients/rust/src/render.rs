@@ -3,8 +3,12 @@
 //! key.
 
 use crate::client::{now_unix_ms, Client, ClientError, RawProps};
+use crate::directory::DirectoryError;
 use crate::receipt::{AttestationError, Attested, Receipt};
-use crate::wire::{decode_reply, encode_request, ErrorCode, OutputData, Request, Status};
+use crate::sealed::{SealError, SealedCall};
+use crate::wire::{
+    decode_reply, encode_request, ErrorCode, OutputData, Request, Status, SEALED_CONTENT_TYPE,
+};
 use std::time::Duration;
 
 /// How [`Client::render`] waits and resends.
@@ -68,6 +72,13 @@ pub enum RenderError {
     /// The reply does not carry a valid attestation by the pinned key.
     #[error(transparent)]
     Attestation(#[from] AttestationError),
+    /// The key directory has no key to seal to now (fetch it again).
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    /// The request could not be sealed, or its sealed reply does not open (another key, edited
+    /// bytes, or a reply to another request).
+    #[error("sealed reply: {0}")]
+    Sealing(#[from] SealError),
     /// Broker trouble, a refused publish, or a reply that is not v1.
     #[error(transparent)]
     Client(ClientError),
@@ -88,7 +99,7 @@ impl RenderError {
         match self {
             Self::Job { retryable, .. } => *retryable,
             Self::NoReply(_) => true,
-            Self::Attestation(_) => false,
+            Self::Attestation(_) | Self::Directory(_) | Self::Sealing(_) => false,
             Self::Client(e) => !matches!(e, ClientError::BadReply(_) | ClientError::Config(_)),
         }
     }
@@ -127,15 +138,34 @@ impl Client {
     async fn attempt(&self, body: &[u8], options: &Options) -> Result<Rendered, RenderError> {
         let id = self.new_correlation_id();
         let deadline = options.deadline.unwrap_or(options.timeout);
-        let props = RawProps {
+        let mut props = RawProps {
             deadline_ms: Some(now_unix_ms().saturating_add(deadline.as_millis() as u64)),
             ..RawProps::request(&id)
         };
-        let rx = self.send_raw(body, &props).await?;
-        let bytes = Self::await_raw(rx, options.timeout).await?;
+        // Sealed to the directory's current key when there is one: what goes on the wire is
+        // ciphertext, and only this call's fresh reply key opens the answer.
+        let call = match self.directory() {
+            Some(directory) => {
+                let call = SealedCall::new(&directory, body, now_unix_ms())?;
+                props.content_type = Some(SEALED_CONTENT_TYPE.into());
+                props.epoch = Some(call.epoch);
+                Some(call)
+            }
+            None => None,
+        };
+        let wire = call.as_ref().map_or(body, |c| c.sealed.as_slice());
+        let rx = self.send_raw(wire, &props).await?;
+        let raw = Self::await_raw(rx, options.timeout).await?;
+        // A sealed reply attests the opened request; a plaintext one (an error: the worker
+        // could not open the request) attests the sealed bytes it received.
+        let (bytes, attested_body) = match &call {
+            Some(call) if crate::sealed::is_sealed_reply(&raw) => (call.open(&raw)?, body),
+            Some(call) => (call.open(&raw)?, call.sealed.as_slice()),
+            None => (raw, body),
+        };
         let reply = decode_reply(&bytes).map_err(|e| ClientError::BadReply(e.to_string()))?;
         let attested = match self.pinned_key() {
-            Some(key) => Some(reply.verify(key, Some(&id), body)?),
+            Some(key) => Some(reply.verify(key, Some(&id), attested_body)?),
             None => None,
         };
         match (reply.status, reply.error) {

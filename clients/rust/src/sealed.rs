@@ -46,6 +46,52 @@ pub enum SealError {
     /// bytes, or another request's reply).
     #[error("the message does not open with this key")]
     Open,
+    /// A plaintext reply carrying images answered a sealed request: refused (a worker answers
+    /// a sealed request in plaintext only with an error it could not seal).
+    #[error("a plaintext reply with outputs answered a sealed request")]
+    Plaintext,
+}
+
+/// One sealed call: the sealed request to send and what opens its reply.
+pub struct SealedCall {
+    /// The sealed request (the message body).
+    pub sealed: Vec<u8>,
+    /// The epoch it is sealed to (the `x-midnit-epoch` header).
+    pub epoch: u64,
+    keys: ReplyKeys,
+}
+
+impl SealedCall {
+    /// Seals the v1 request `body` to the key `directory` names for `now_ms`, with a fresh
+    /// reply key.
+    pub fn new(
+        directory: &crate::directory::KeyDirectory,
+        body: &[u8],
+        now_ms: u64,
+    ) -> Result<Self, crate::directory::DirectoryError> {
+        let (epoch, key) = directory.key_for(now_ms)?;
+        let keys = ReplyKeys::generate();
+        let sealed = seal_request(epoch, &key, body, &keys)
+            .map_err(|_| crate::directory::DirectoryError::Malformed("public_key"))?;
+        Ok(Self {
+            sealed,
+            epoch,
+            keys,
+        })
+    }
+
+    /// The v1 reply body in `reply`: opened if sealed; if plaintext, only an error reply is
+    /// let through (a worker that could not open the request cannot seal its answer).
+    pub fn open(&self, reply: &[u8]) -> Result<Vec<u8>, SealError> {
+        if is_sealed_reply(reply) {
+            return open_reply(&self.keys, &self.sealed, reply);
+        }
+        let plain = crate::wire::decode_reply(reply).map_err(|_| SealError::Malformed("reply"))?;
+        match plain.status {
+            crate::wire::Status::Error if plain.outputs.is_empty() => Ok(reply.to_vec()),
+            _ => Err(SealError::Plaintext),
+        }
+    }
 }
 
 /// One epoch's place in the ratchet: its number and chain value.
@@ -119,6 +165,25 @@ impl EpochKeys {
     pub fn public_key(&self) -> [u8; 32] {
         self.public.to_bytes().into()
     }
+
+    /// The keys of `epoch` from their private half (as a worker keeps it, in locked memory).
+    pub fn from_private(epoch: u64, private: &[u8; 32]) -> Result<Self, SealError> {
+        let private = PrivateKey::from_bytes(private).map_err(|_| SealError::Key)?;
+        let public = Kem::sk_to_pk(&private);
+        Ok(Self {
+            epoch,
+            private,
+            public,
+        })
+    }
+
+    /// The private half, to be kept in locked memory (never log it).
+    pub fn private_key(&self) -> Zeroizing<[u8; 32]> {
+        let mut bytes = self.private.to_bytes();
+        let out = Zeroizing::new(bytes.into());
+        bytes.zeroize();
+        out
+    }
 }
 
 /// A fresh reply key pair: the client keeps the private half to open the reply.
@@ -137,6 +202,21 @@ impl ReplyKeys {
     /// The public key the request carries.
     pub fn public_key(&self) -> [u8; 32] {
         self.public.to_bytes().into()
+    }
+
+    /// Reply keys from a raw X25519 private key (test vectors; a device's own key store).
+    pub fn from_private(private: &[u8; 32]) -> Result<Self, SealError> {
+        let private = PrivateKey::from_bytes(private).map_err(|_| SealError::Key)?;
+        let public = Kem::sk_to_pk(&private);
+        Ok(Self { private, public })
+    }
+
+    /// The private half (for test vectors; never log it).
+    pub fn private_key(&self) -> Zeroizing<[u8; 32]> {
+        let mut bytes = self.private.to_bytes();
+        let out = Zeroizing::new(bytes.into());
+        bytes.zeroize();
+        out
     }
 }
 
@@ -176,6 +256,12 @@ fn request_info(epoch: u64) -> Vec<u8> {
 
 fn reply_info(sealed_request: &[u8]) -> Vec<u8> {
     [REPLY_INFO, &crate::receipt::sha256(sealed_request)].concat()
+}
+
+/// Whether `bytes` have the shape of a sealed reply (a worker answers a sealed request it
+/// could not open in plaintext, with an error and nothing of the request).
+pub fn is_sealed_reply(bytes: &[u8]) -> bool {
+    ciborium::from_reader::<SealedReply, _>(bytes).is_ok_and(|s| s.v == 2)
 }
 
 /// Seals a v1 request `body` to the epoch public key `epoch_key` of epoch `epoch`, with the
@@ -267,11 +353,21 @@ pub fn seal_reply(
     sealed_request: &[u8],
     body: &[u8],
 ) -> Result<Vec<u8>, SealError> {
+    seal_reply_to_digest(reply_key, &crate::receipt::sha256(sealed_request), body)
+}
+
+/// [`seal_reply`] given the SHA-256 of the sealed request rather than its bytes (a worker
+/// keeps only the digest once the request is opened).
+pub fn seal_reply_to_digest(
+    reply_key: &[u8; 32],
+    request_sha256: &[u8; 32],
+    body: &[u8],
+) -> Result<Vec<u8>, SealError> {
     let pk = PublicKey::from_bytes(reply_key).map_err(|_| SealError::Key)?;
     let (enc, ct) = hpke::single_shot_seal::<ChaCha20Poly1305, HkdfSha256, Kem>(
         &OpModeS::Base,
         &pk,
-        &reply_info(sealed_request),
+        &[REPLY_INFO, request_sha256].concat(),
         body,
         b"",
     )
@@ -368,6 +464,68 @@ mod tests {
             open_request(&keys, b"\xa0"),
             Err(SealError::Malformed(_))
         ));
+    }
+
+    /// RFC 9180 Appendix A.2.1: DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20Poly1305,
+    /// base mode — the suite sealed jobs use. DeriveKeyPair gives the published receiver
+    /// keys, and the published ciphertexts of sequence 0 and 1 open to the published text.
+    #[test]
+    fn the_suite_meets_the_rfc_9180_a_2_1_vectors() {
+        let h = |s: &str| -> Vec<u8> {
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+                .collect()
+        };
+        let (sk, pk) = Kem::derive_keypair(&h(
+            "1ac01f181fdf9f352797655161c58b75c656a6cc2716dcb66372da835542e1df",
+        ));
+        // The crate keeps the scalar clamped (RFC 7748 §5); the published skRm is not.
+        let mut sk_rm = h("8057991eef8f1f1af18f4a9491d16a1ce333f695d4db8e38da75975c4478e0fb");
+        sk_rm[0] &= 248;
+        sk_rm[31] = (sk_rm[31] & 127) | 64;
+        assert_eq!(sk.to_bytes().as_slice(), sk_rm.as_slice());
+        assert_eq!(
+            crate::hex(&pk.to_bytes()),
+            "4310ee97d88cc1f088a5576c77ab0cf5c3ac797f3d95139c6c84b5429c59662a"
+        );
+        let info = h("4f6465206f6e2061204772656369616e2055726e");
+        let enc = EncappedKey::from_bytes(&h(
+            "1afa08d3dec047a643885163f1180476fa7ddb54c6a8029ea33f95796bf2ac4a",
+        ))
+        .unwrap();
+        let pt = h("4265617574792069732074727574682c20747275746820626561757479");
+        let ct0 = h("1c5250d8034ec2b784ba2cfd69dbdb8af406cfe3ff938e131f0def8c8b60b4db21993c62ce81883d2dd1b51a28");
+        let ct1 = h("6b53c051e4199c518de79594e1c4ab18b96f081549d45ce015be002090bb119e85285337cc95ba5f59992dc98c");
+        let opened = hpke::single_shot_open::<ChaCha20Poly1305, HkdfSha256, Kem>(
+            &OpModeR::Base,
+            &sk,
+            &enc,
+            &info,
+            &ct0,
+            b"Count-0",
+        )
+        .unwrap();
+        assert_eq!(opened, pt);
+        let mut ctx = hpke::setup_receiver::<ChaCha20Poly1305, HkdfSha256, Kem>(
+            &OpModeR::Base,
+            &sk,
+            &enc,
+            &info,
+        )
+        .unwrap();
+        assert_eq!(ctx.open(&ct0, b"Count-0").unwrap(), pt);
+        assert_eq!(ctx.open(&ct1, b"Count-1").unwrap(), pt);
+        // The same ciphertext under the wrong aad does not open.
+        assert!(hpke::single_shot_open::<ChaCha20Poly1305, HkdfSha256, Kem>(
+            &OpModeR::Base,
+            &sk,
+            &enc,
+            &info,
+            &ct0,
+            b"Count-1",
+        )
+        .is_err());
     }
 
     #[test]

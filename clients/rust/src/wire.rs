@@ -11,8 +11,13 @@ use std::collections::BTreeMap;
 
 /// The only content type of requests and replies.
 pub const CONTENT_TYPE: &str = "application/cbor";
-/// The contract version this worker speaks.
+/// The content type of a sealed (v2) request, and of the sealed reply that answers it.
+pub const SEALED_CONTENT_TYPE: &str = "application/vnd.midnit.sealed+cbor";
+/// The contract version of a request's body (sealed or not, the opened body is v1).
 pub const VERSION: u32 = 1;
+/// Optional request header of a sealed request: its epoch (integer), for routing and logs.
+/// The epoch that counts is the one inside the sealed envelope, bound by the encryption.
+pub const EPOCH_HEADER: &str = "x-midnit-epoch";
 /// The direct reply-to pseudo queue: replies to it are never stored on the broker.
 pub const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
 
@@ -218,6 +223,13 @@ pub enum ErrorCode {
     /// The worker renders only its presets (`presets_only`) and the request names none, or
     /// adds outputs or a recipe to one.
     RequestPresetRequired,
+    /// The worker takes only sealed (v2) requests (`sealed = "required"`).
+    RequestSealedRequired,
+    /// The sealed request names an epoch whose key this worker does not hold (erased after
+    /// its grace period, or not yet known): fetch the key directory again and reseal.
+    RequestReseal,
+    /// This sealed request was already answered (replays are refused within an epoch).
+    RequestReplayed,
     /// An input has no bytes.
     InputEmpty,
     /// An input is larger than `max_input_bytes`.
@@ -251,12 +263,15 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 22] = [
         Self::RequestMalformed,
         Self::RequestUnsupportedVersion,
         Self::RequestTooLarge,
         Self::RequestInvalid,
         Self::RequestPresetRequired,
+        Self::RequestSealedRequired,
+        Self::RequestReseal,
+        Self::RequestReplayed,
         Self::InputEmpty,
         Self::InputTooLarge,
         Self::InputUnsupportedFormat,
@@ -281,6 +296,9 @@ impl ErrorCode {
             Self::RequestTooLarge => "request.too_large",
             Self::RequestInvalid => "request.invalid",
             Self::RequestPresetRequired => "request.preset_required",
+            Self::RequestSealedRequired => "request.sealed_required",
+            Self::RequestReseal => "request.reseal",
+            Self::RequestReplayed => "request.replayed",
             Self::InputEmpty => "input.empty",
             Self::InputTooLarge => "input.too_large",
             Self::InputUnsupportedFormat => "input.unsupported_format",
@@ -303,9 +321,10 @@ impl ErrorCode {
         Self::ALL.into_iter().find(|c| c.as_str() == s)
     }
 
-    /// Whether the same request may succeed if sent again. Only worker-side failures are.
+    /// Whether sending the request again may succeed: worker-side failures, and a sealed
+    /// request for an epoch the worker no longer holds (sealed again, to the current key).
     pub fn retryable(self) -> bool {
-        matches!(self, Self::Internal)
+        matches!(self, Self::Internal | Self::RequestReseal)
     }
 }
 
