@@ -11,6 +11,7 @@
 //! | [`wipe`] | the foundation every stage holds job bytes in: [`wipe::SecretBuf`] and [`wipe::SpillFile`] zero what they held on drop and write it in the job's [`wipe::Ledger`]; [`wipe::ZeroingAlloc`] zeroes every freed heap block; receipts and their signature |
 //! | [`settings`](mod@settings) | how a section of settings is declared once ([`settings!`]) |
 //! | [`protocol`] | the v1 wire contract: request, reply, error codes, their one encoder |
+//! | [`keys`] | sealed jobs' keys: the fleet's key state, the locked key page, the keyring that follows the epoch clock, erases past keys, refuses replays and signs the key directory |
 //! | [`recipe`] | the recipe language: types, checks, layout, the cost model |
 //! | [`job`] | the types every stage shares: [`job::Job`], its inputs and output plans, [`job::Limits`] |
 //! | [`intake`] | stage 1: properties and CBOR body → a checked [`job::Job`]; every limit that can be checked without decoding (the [`intake::probe`] reads headers) |
@@ -27,6 +28,8 @@ pub mod wipe;
 pub mod settings;
 
 pub mod protocol;
+
+pub mod keys;
 
 pub mod recipe;
 

@@ -6,6 +6,7 @@ use midnit_worker::app::{config::Config, serve, telemetry};
 use midnit_worker::render::executor;
 use midnit_worker::tools::cli;
 use midnit_worker::tools::demo;
+use midnit_worker::tools::keys;
 use midnit_worker::wipe::ZeroingAlloc;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +55,25 @@ enum Command {
         /// Seconds to wait for the reply.
         #[arg(long, default_value_t = 60)]
         timeout: u64,
+        /// Seal the request to the fleet's current epoch key (contract v2) and open the sealed
+        /// reply; the key directory comes from `--directory` or the worker's `GET /keys`.
+        #[arg(long)]
+        sealed: bool,
+        /// A key directory file (as `keys directory` writes it) instead of `GET /keys`.
+        #[arg(long)]
+        directory: Option<PathBuf>,
+        /// The pinned directory public key (64 hex digits, as `keys init` prints it).
+        #[arg(
+            long,
+            env = "MIDNIT_DIRECTORY_PUBLIC_KEY",
+            required_if_eq("sealed", "true")
+        )]
+        directory_key: Option<String>,
+    },
+    /// The fleet's key state for sealed jobs: `init`, `rotate`, `directory`.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
     },
     /// Run the same pipeline locally, without a broker.
     Render {
@@ -130,6 +150,49 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create the fleet's key state (random chain value and directory key) and print the
+    /// directory public key clients pin.
+    Init {
+        /// The key state file (default: `key_state_file`).
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// How long an epoch lasts.
+        #[arg(long, default_value_t = 3600)]
+        epoch_secs: u64,
+        /// Replace an existing state (every key it held is retired at once).
+        #[arg(long, conflicts_with = "if_missing")]
+        force: bool,
+        /// Succeed without writing when a state is already there (for init containers).
+        #[arg(long)]
+        if_missing: bool,
+        /// The long-term directory key's seed (64 hex digits), kept apart from the state, so
+        /// the key the app pins survives a state made again (default: a new random key).
+        #[arg(long)]
+        directory_key_file: Option<PathBuf>,
+    },
+    /// Move the stored state forward to the clock's epoch, overwriting it (run it on a
+    /// schedule: the stored copy then never opens a past epoch).
+    Rotate {
+        /// The key state file (default: `key_state_file`).
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Keep running, rotating every this many seconds (for a sidecar without cron).
+        #[arg(long)]
+        every: Option<u64>,
+    },
+    /// Write the signed key directory (as `GET /keys` serves it) and print its keys.
+    Directory {
+        /// The key state file (default: `key_state_file`).
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Where to write the directory (CBOR).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
 fn parse_set(s: &str) -> Result<(String, String), String> {
     let (k, v) = s.split_once('=').ok_or("expected key=value")?;
     Ok((k.trim().to_owned(), v.to_owned()))
@@ -168,7 +231,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    // Idle blocking-pool threads (intake, sealing, wipes) end after a second, so a burst of
+    // jobs leaves no threads behind at rest.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_keep_alive(Duration::from_secs(1))
+        .build()
+        .expect("tokio runtime");
     let result = runtime.block_on(dispatch(cli.command, config));
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -178,6 +247,79 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn keys_command(command: KeysCommand, config: &Config) -> anyhow::Result<()> {
+    let state_of = |state: Option<PathBuf>| {
+        state
+            .or_else(|| config.keys.key_state_file.clone())
+            .ok_or_else(|| anyhow::anyhow!("--state (or key_state_file) names the key state"))
+    };
+    match command {
+        KeysCommand::Init {
+            state,
+            epoch_secs,
+            force,
+            if_missing,
+            directory_key_file,
+        } => {
+            let path = state_of(state)?;
+            let (public, wrote) = keys::init(&keys::Init {
+                path: &path,
+                epoch_secs,
+                force,
+                if_missing,
+                directory_key_file: directory_key_file.as_deref(),
+            })?;
+            let what = if wrote { "wrote" } else { "kept the existing" };
+            println!(
+                "{what} {} (mode 0600; never back it up)\ndirectory public key (pin it in the app): {}",
+                path.display(),
+                midnit_client::hex(&public)
+            );
+        }
+        KeysCommand::Rotate { state, every } => {
+            let path = state_of(state)?;
+            loop {
+                let (was, now) = keys::rotate(&path)?;
+                if now > was {
+                    println!(
+                        "{}: epoch {was} -> {now} (the old chain value is overwritten)",
+                        path.display()
+                    );
+                } else {
+                    println!("{}: already at epoch {now}", path.display());
+                }
+                match every {
+                    Some(secs) => std::thread::sleep(Duration::from_secs(secs.max(1))),
+                    None => break,
+                }
+            }
+        }
+        KeysCommand::Directory { state, out } => {
+            let path = state_of(state)?;
+            let (bytes, public) = keys::directory(&path)?;
+            std::fs::write(&out, &bytes)?;
+            let now = midnit_worker::wipe::now_unix_ms();
+            let dir = midnit_client::KeyDirectory::verify(&bytes, &public, now)?;
+            println!(
+                "wrote {} ({} bytes), signed by {}",
+                out.display(),
+                bytes.len(),
+                midnit_client::hex(&public)
+            );
+            for k in &dir.keys {
+                println!(
+                    "  epoch {}: {} from {} to {} (ms since the Unix epoch)",
+                    k.epoch,
+                    midnit_client::hex(&k.public_key),
+                    k.not_before_ms,
+                    k.not_after_ms
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
@@ -191,9 +333,20 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             request,
             out,
             timeout,
+            sealed,
+            directory,
+            directory_key,
         } => {
             let timeout = Duration::from_secs(timeout);
-            let sent = cli::submit(&config, &request, &out, timeout).await?;
+            let directory = match (sealed, directory_key) {
+                (true, Some(key)) => Some(keys::fetch_directory(
+                    directory.as_deref(),
+                    &config.http.http_addr,
+                    &key,
+                )?),
+                _ => None,
+            };
+            let sent = cli::submit(&config, &request, &out, timeout, directory.as_ref()).await?;
             let submitted = (sent.correlation_id.as_str(), &sent.request_sha256);
             cli::print_reply(&sent.reply, Some(submitted), &out)?;
         }
@@ -202,6 +355,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             cli::print_reply(&reply, None, &out)?;
         }
         Command::Demo { out } => demo::run(config, &out).await?,
+        Command::Keys { command } => keys_command(command, &config)?,
         Command::Samples { out, photos } => cli::samples(&out, photos)?,
         Command::Gallery { dir } => {
             for path in midnit_worker::tools::gallery::write(&config, &dir).await? {

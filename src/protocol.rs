@@ -9,7 +9,8 @@
 pub use midnit_client::receipt::AttestationError;
 pub use midnit_client::wire::{
     decode_reply, encode_request, ErrorBody, ErrorCode, OutputData, OutputSpec, Reply, Request,
-    Status, CONTENT_TYPE, DEADLINE_HEADER, DIRECT_REPLY_TO, SENT_HEADER, VERSION,
+    Status, CONTENT_TYPE, DEADLINE_HEADER, DIRECT_REPLY_TO, EPOCH_HEADER, SEALED_CONTENT_TYPE,
+    SENT_HEADER, VERSION,
 };
 
 /// A job failure as it goes on the wire: a code and a message (never payload bytes).

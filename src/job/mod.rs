@@ -67,7 +67,7 @@ pub enum InputData {
     Spilled(SpillFile),
     /// In a spill file owned (and wiped) by another process — the worker, seen from its
     /// renderer — reached through a read-only descriptor the worker passed over.
-    Descriptor(std::fs::File),
+    Descriptor(std::fs::File, crate::wipe::SpillKey),
 }
 
 impl std::fmt::Debug for InputData {
@@ -75,7 +75,7 @@ impl std::fmt::Debug for InputData {
         match self {
             Self::Memory(b) => write!(f, "Memory({} bytes)", b.len()),
             Self::Spilled(s) => write!(f, "Spilled({} bytes)", s.len()),
-            Self::Descriptor(_) => f.write_str("Descriptor"),
+            Self::Descriptor(..) => f.write_str("Descriptor"),
         }
     }
 }

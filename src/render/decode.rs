@@ -166,7 +166,7 @@ fn decode_plain(
 /// A reader over an input's bytes, wherever they are.
 enum InputReader<'a> {
     Memory(Cursor<&'a [u8]>),
-    Spilled(BufReader<std::fs::File>),
+    Spilled(BufReader<crate::wipe::SpillReader>),
 }
 
 fn open(input: &Input) -> Result<InputReader<'_>, JobError> {
@@ -178,11 +178,11 @@ fn open(input: &Input) -> Result<InputReader<'_>, JobError> {
             })?;
             InputReader::Spilled(BufReader::new(f))
         }
-        InputData::Descriptor(file) => {
-            // Each reader gets its own position: a duplicate of the descriptor, rewound.
+        InputData::Descriptor(file, key) => {
+            // A duplicate of the descriptor, rewound and decrypted with the file's key.
             let f = file
                 .try_clone()
-                .and_then(|mut f| f.seek(std::io::SeekFrom::Start(0)).map(|_| f))
+                .and_then(|f| crate::wipe::SpillReader::new(f, key))
                 .map_err(|e| {
                     JobError::new(ErrorCode::Internal, format!("reading spill file: {e}"))
                 })?;

@@ -49,6 +49,8 @@ pub struct Sealing<'a> {
     pub request_sha256: [u8; 32],
     /// Largest reply allowed.
     pub max_reply_bytes: usize,
+    /// For an opened sealed request: what its receipt states of the sealing.
+    pub sealed: Option<&'a crate::wipe::SealedFacts>,
 }
 
 #[derive(Serialize)]
@@ -153,7 +155,8 @@ pub fn seal(result: Result<Rendered, JobError>, s: &Sealing<'_>) -> Sealed {
             (None, Some(error.code))
         }
     };
-    let receipt = s.ledger.receipt(s.started_ms);
+    let mut receipt = s.ledger.receipt(s.started_ms);
+    receipt.sealed = s.sealed.cloned();
     put(&mut body, "receipt");
     put(&mut body, &receipt);
     let wiped_bytes = receipt.wiped_bytes;

@@ -6,6 +6,7 @@ use crate::client::{Client, RawProps};
 use crate::protocol::{encode_request, Reply, Request};
 use crate::reply::process::{Delivery, Processor};
 use crate::tools::request_file;
+use midnit_client::sealed::SealedCall;
 use std::path::Path;
 use std::time::Duration;
 
@@ -21,28 +22,51 @@ pub struct Submitted {
 }
 
 /// `submit`: sends a request file through the broker and writes the reply's outputs.
+///
+/// With a key `directory` the request is sealed to its current epoch key and the sealed reply
+/// opened: the broker carries only ciphertext.
 pub async fn submit(
     config: &Config,
     request: &Path,
     out: &Path,
     timeout: Duration,
+    directory: Option<&midnit_client::KeyDirectory>,
 ) -> anyhow::Result<Submitted> {
     let request = request_file::load(request)?;
     let body = encode_request(&request);
+    let call = directory
+        .map(|d| SealedCall::new(d, &body, crate::wipe::now_unix_ms()))
+        .transpose()?;
     let client = crate::client::for_worker(&config.broker).await?;
     let id = client.new_correlation_id();
-    let sent = client.send_raw(&body, &RawProps::request(&id)).await;
+    let mut props = RawProps::request(&id);
+    if let Some(call) = &call {
+        props.content_type = Some(crate::protocol::SEALED_CONTENT_TYPE.into());
+        props.epoch = Some(call.epoch);
+    }
+    let wire = call
+        .as_ref()
+        .map_or(body.as_slice(), |c| c.sealed.as_slice());
+    let sent = client.send_raw(wire, &props).await;
     let bytes = match sent {
         Ok(rx) => Client::await_raw(rx, timeout).await,
         Err(e) => Err(e),
     };
     client.close().await;
-    let reply = crate::protocol::decode_reply(&bytes?)?;
+    let bytes = bytes?;
+    // What the attestation names: the opened request, or the sealed bytes the worker could
+    // not open.
+    let (bytes, attested) = match &call {
+        Some(c) if midnit_client::sealed::is_sealed_reply(&bytes) => (c.open(&bytes)?, &body),
+        Some(c) => (c.open(&bytes)?, &c.sealed),
+        None => (bytes, &body),
+    };
+    let reply = crate::protocol::decode_reply(&bytes)?;
     request_file::write_outputs(&reply, out)?;
     Ok(Submitted {
         reply,
         correlation_id: id,
-        request_sha256: crate::wipe::sha256(&body),
+        request_sha256: crate::wipe::sha256(attested),
     })
 }
 

@@ -139,6 +139,7 @@ pub async fn run(mut config: Config, out_dir: &Path) -> anyhow::Result<()> {
 
 async fn run_on_broker(config: Config, jobs: &[DemoJob], out_dir: &Path) -> anyhow::Result<()> {
     let worker = Worker::start(config.clone()).await?;
+    let keys = worker.handling().processor.keys.clone();
     let stop = CancellationToken::new();
     let running = tokio::spawn(worker.run(stop.clone()));
     let client = crate::client::for_worker(&config.broker).await?;
@@ -147,10 +148,86 @@ async fn run_on_broker(config: Config, jobs: &[DemoJob], out_dir: &Path) -> anyh
         let reply = client.reply(&job.request, REPLY_TIMEOUT).await?;
         report(job, &reply, started.elapsed(), out_dir)?;
     }
+    match keys {
+        Some(keys) => sealed_job(&client, &keys, &jobs[1], out_dir).await?,
+        None => println!("sealed jobs are off (`sealed = \"off\"`): no sealed job shown"),
+    }
     client.close().await;
     stop.cancel();
     running.await??;
     crate::app::broker::delete_topology(&config.broker, "midnit-demo-cleanup").await?;
+    Ok(())
+}
+
+/// The thumbnail job again, sealed (contract v2) to the worker's epoch key from its signed
+/// directory, with what the broker carried: ciphertext, checked to hold no piece of the photo.
+async fn sealed_job(
+    client: &Client,
+    keys: &crate::keys::Keyring,
+    job: &DemoJob,
+    out_dir: &Path,
+) -> anyhow::Result<()> {
+    use midnit_client::sealed::{is_sealed_reply, SealedCall};
+    let now = crate::wipe::now_unix_ms();
+    let directory = midnit_client::KeyDirectory::verify(
+        &keys.directory(now),
+        &keys.directory_public_key(),
+        now,
+    )?;
+    let body = encode_request(&job.request);
+    let call = SealedCall::new(&directory, &body, now)?;
+    let started = Instant::now();
+    let props = crate::client::RawProps {
+        content_type: Some(crate::protocol::SEALED_CONTENT_TYPE.into()),
+        epoch: Some(call.epoch),
+        ..crate::client::RawProps::request(&client.new_correlation_id())
+    };
+    let rx = client.send_raw(&call.sealed, &props).await?;
+    let raw = Client::await_raw(rx, REPLY_TIMEOUT).await?;
+    anyhow::ensure!(
+        is_sealed_reply(&raw),
+        "the sealed job's reply is not sealed"
+    );
+    let reply = decode_reply(&call.open(&raw)?)?;
+    let sealed_job = DemoJob {
+        label: "the same photo, sealed (contract v2)",
+        request: job.request.clone(),
+    };
+    let dir = out_dir.join("sealed");
+    report(&sealed_job, &reply, started.elapsed(), &dir)?;
+    let photo = job
+        .request
+        .inputs
+        .values()
+        .next()
+        .map(|b| b.as_slice())
+        .unwrap_or(&[]);
+    let leaked = |carried: &[u8]| {
+        let pieces: std::collections::HashSet<&[u8]> = photo.chunks_exact(32).collect();
+        carried.windows(32).filter(|w| pieces.contains(w)).count()
+    };
+    let output: Vec<u8> = reply.outputs.iter().flat_map(|o| o.data.to_vec()).collect();
+    let in_reply = {
+        let pieces: std::collections::HashSet<&[u8]> = output.chunks_exact(32).collect();
+        raw.windows(32).filter(|w| pieces.contains(w)).count()
+    };
+    println!(
+        "    the broker carried {} bytes of ciphertext out and {} back: {} of the photo's and {} of the outputs' 32-byte pieces in them",
+        call.sealed.len(),
+        raw.len(),
+        leaked(&call.sealed),
+        in_reply
+    );
+    if let Some(f) = &reply.receipt.sealed {
+        let minutes = f
+            .key_erased_by_ms
+            .saturating_sub(crate::wipe::now_unix_ms())
+            / 60_000;
+        println!(
+            "    sealed to epoch {}; its key is erased within {minutes} min (at {} ms after the Unix epoch), after which no copy of the request opens",
+            f.epoch, f.key_erased_by_ms
+        );
+    }
     Ok(())
 }
 

@@ -5,5 +5,6 @@ pub mod bench;
 pub mod cli;
 pub mod demo;
 pub mod gallery;
+pub mod keys;
 pub mod request_file;
 pub mod samples;

@@ -6,7 +6,7 @@
 //! renderer are untrusted: they are marked as the renderer's, their names and errors are
 //! shortened to printable text, and every sum saturates instead of overflowing.
 
-pub use midnit_client::receipt::{Receipt, WipeEntry, WipeMethod};
+pub use midnit_client::receipt::{Receipt, SealedFacts, WipeEntry, WipeMethod};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -224,6 +224,7 @@ fn receipt_of(started_at_ms: u64, wiped: Vec<WipeEntry>) -> Receipt {
         wiped_bytes,
         failures,
         wiped,
+        sealed: None,
     }
 }
 

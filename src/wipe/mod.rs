@@ -18,14 +18,16 @@ mod signing;
 mod spill;
 
 pub use alloc::{meter, prefer_mmap_for_big_blocks, zeroing_enabled, ZeroingAlloc, BIG_BLOCK};
-pub use ledger::{Ledger, Metered, Receipt, WipeEntry, WipeMethod, MAX_ENTRIES, RECEIPT_MAX_BYTES};
+pub use ledger::{
+    Ledger, Metered, Receipt, SealedFacts, WipeEntry, WipeMethod, MAX_ENTRIES, RECEIPT_MAX_BYTES,
+};
 pub use secret::SecretBuf;
 pub use signing::vector_attested;
 pub use signing::{
     deterministic_cbor, hex, key_id, parse_hex, sha256, verify, Attested, AttestedOutput, KeyError,
     ReceiptSigner, VerifyError,
 };
-pub use spill::{SpillDir, SpillError, SpillFile};
+pub use spill::{SpillDir, SpillError, SpillFile, SpillKey, SpillReader};
 
 /// Overwrites `bytes` with zeros in a way the optimiser may not remove.
 pub fn wipe_bytes(bytes: &mut [u8]) {

@@ -9,6 +9,60 @@ use std::path::{Path, PathBuf};
 
 const CHUNK: usize = 64 * 1024;
 
+/// A spill file's key: 32 random bytes, held in memory only, zeroed when the file is dropped.
+/// The file holds ChaCha20 ciphertext under it (a fresh key per file, so the nonce is zero):
+/// once the key is gone the bytes on the disk are noise, even where the disk kept a copy the
+/// overwrite did not reach (SSD remapping, a snapshot).
+pub type SpillKey = zeroize::Zeroizing<[u8; 32]>;
+
+fn spill_key() -> io::Result<SpillKey> {
+    let mut key = zeroize::Zeroizing::new([0u8; 32]);
+    File::open("/dev/urandom")?.read_exact(key.as_mut())?;
+    Ok(key)
+}
+
+fn cipher(key: &[u8; 32]) -> chacha20::ChaCha20 {
+    use chacha20::cipher::KeyIvInit;
+    chacha20::ChaCha20::new(key.into(), &[0u8; 12].into())
+}
+
+/// Reads a spill file's plaintext: its ciphertext, decrypted as it is read, seekable.
+pub struct SpillReader {
+    file: File,
+    cipher: chacha20::ChaCha20,
+}
+
+impl SpillReader {
+    /// A reader of `file` (rewound) under `key`.
+    pub fn new(mut file: File, key: &[u8; 32]) -> io::Result<Self> {
+        file.seek(SeekFrom::Start(0))?;
+        Ok(Self {
+            file,
+            cipher: cipher(key),
+        })
+    }
+}
+
+impl Read for SpillReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use chacha20::cipher::StreamCipher;
+        let n = self.file.read(buf)?;
+        self.cipher.apply_keystream(&mut buf[..n]);
+        Ok(n)
+    }
+}
+
+impl Seek for SpillReader {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        use chacha20::cipher::StreamCipherSeek;
+        let at = self.file.seek(pos)?;
+        self.cipher
+            .try_seek(at)
+            .map_err(|_| io::Error::other("seek past the keystream"))?;
+        Ok(at)
+    }
+}
+
 /// Why the spill directory could not be prepared.
 #[derive(Debug, thiserror::Error)]
 pub enum SpillError {
@@ -99,8 +153,18 @@ impl SpillDir {
             len: bytes.len() as u64,
             artifact: artifact.to_owned(),
             ledger: ledger.clone(),
+            key: spill_key()?,
         };
-        file.write_all(bytes)?;
+        // Encrypted a chunk at a time through one scratch buffer (zeroed when dropped).
+        use chacha20::cipher::StreamCipher;
+        let mut c = cipher(&spill.key);
+        let mut chunk = zeroize::Zeroizing::new(vec![0u8; CHUNK]);
+        for part in bytes.chunks(CHUNK) {
+            let out = &mut chunk[..part.len()];
+            out.copy_from_slice(part);
+            c.apply_keystream(out);
+            file.write_all(out)?;
+        }
         file.flush()?;
         Ok(spill)
     }
@@ -113,21 +177,28 @@ pub struct SpillFile {
     len: u64,
     artifact: String,
     ledger: Ledger,
+    key: SpillKey,
 }
 
 impl SpillFile {
-    /// A reader positioned at the start of the file.
-    pub fn reader(&self) -> io::Result<File> {
-        let mut f = self
+    /// A reader of the file's plaintext, from its start.
+    pub fn reader(&self) -> io::Result<SpillReader> {
+        let (file, key) = self.descriptor()?;
+        SpillReader::new(file, &key)
+    }
+
+    /// A read-only descriptor of the file (its ciphertext) and its key, to hand to the
+    /// renderer process, which reads it through [`SpillReader`].
+    pub fn descriptor(&self) -> io::Result<(File, SpillKey)> {
+        let f = self
             .file
             .as_ref()
             .expect("the file is only taken in drop")
             .try_clone()?;
-        f.seek(SeekFrom::Start(0))?;
-        Ok(f)
+        Ok((f, self.key.clone()))
     }
 
-    /// Size in bytes.
+    /// Length of the plaintext (and of the file) in bytes.
     pub fn len(&self) -> u64 {
         self.len
     }
@@ -202,6 +273,33 @@ fn overwrite_verify_unlink(mut file: File, path: &Path, len: u64) -> io::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_disk_holds_ciphertext_and_the_reader_plaintext_from_any_offset() {
+        let base = tempfile::tempdir().unwrap();
+        let (dir, _) = SpillDir::prepare(&base.path().join("spill")).unwrap();
+        let plain: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let spill = dir.spill(&plain, "spill.photo", &Ledger::new()).unwrap();
+        let on_disk = fs::read(spill.path()).unwrap();
+        assert_eq!(on_disk.len(), plain.len());
+        assert!(
+            !on_disk
+                .windows(32)
+                .any(|w| plain[..4096].windows(32).any(|p| p == w)),
+            "plaintext on the disk"
+        );
+        let mut r = spill.reader().unwrap();
+        let mut back = Vec::new();
+        r.read_to_end(&mut back).unwrap();
+        assert_eq!(back, plain);
+        r.seek(SeekFrom::Start(123_457)).unwrap();
+        let mut some = [0u8; 1000];
+        r.read_exact(&mut some).unwrap();
+        assert_eq!(&some[..], &plain[123_457..124_457]);
+        // Another file of the same bytes has another key: the ciphertexts differ.
+        let again = dir.spill(&plain, "spill.other", &Ledger::new()).unwrap();
+        assert_ne!(fs::read(again.path()).unwrap(), on_disk);
+    }
 
     #[test]
     fn a_spill_file_is_private_and_gone_after_drop_with_a_verified_receipt_entry() {

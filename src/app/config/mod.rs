@@ -11,6 +11,7 @@ mod values;
 
 use crate::intake::{Preset, Presets};
 use crate::job::Limits;
+pub use crate::keys::{KeySettings, SealedMode};
 pub use sections::{BrokerSettings, ExecutorSettings, HttpSettings, WipeSettings, WorkerSettings};
 pub use values::{ExecutorKind, SecretUrl, Topology};
 
@@ -62,6 +63,8 @@ pub struct Config {
     pub wipe: WipeSettings,
     /// The health and metrics listener.
     pub http: HttpSettings,
+    /// Sealed jobs and their keys.
+    pub keys: KeySettings,
     /// The limits every job is held to.
     pub limits: Limits,
     /// Named outputs (and recipes) a request may ask for by name (`[presets.NAME]`, file only).
@@ -69,7 +72,9 @@ pub struct Config {
 }
 
 /// The sections' names, in the order the README lists them.
-pub const SECTIONS: [&str; 6] = ["broker", "worker", "executor", "wipe", "http", "limits"];
+pub const SECTIONS: [&str; 7] = [
+    "broker", "worker", "executor", "wipe", "http", "keys", "limits",
+];
 
 impl Config {
     /// Every setting, section by section.
@@ -80,6 +85,7 @@ impl Config {
             ExecutorSettings::KEYS,
             WipeSettings::KEYS,
             HttpSettings::KEYS,
+            KeySettings::KEYS,
             Limits::KEYS,
         ]
         .into_iter()
@@ -181,7 +187,8 @@ impl Config {
 
     /// Applies every `MIDNIT_<KEY>` variable of `vars` (other variables are ignored;
     /// `MIDNIT_CONFIG` names the file, `MIDNIT_LOG` the log filter and
-    /// `MIDNIT_RECEIPT_PUBLIC_KEY` the key `verify-receipt` pins, so they are skipped).
+    /// `MIDNIT_RECEIPT_PUBLIC_KEY` and `MIDNIT_DIRECTORY_PUBLIC_KEY` the keys `verify-receipt`
+    /// and a sealed `submit` pin, so they are skipped).
     pub fn apply_env(
         &mut self,
         vars: impl IntoIterator<Item = (String, String)>,
@@ -190,7 +197,10 @@ impl Config {
             let Some(key) = name.strip_prefix("MIDNIT_") else {
                 continue;
             };
-            if matches!(key, "CONFIG" | "LOG" | "RECEIPT_PUBLIC_KEY") {
+            if matches!(
+                key,
+                "CONFIG" | "LOG" | "RECEIPT_PUBLIC_KEY" | "DIRECTORY_PUBLIC_KEY"
+            ) {
                 continue;
             }
             self.set(&key.to_ascii_lowercase(), &value)?;
@@ -207,6 +217,7 @@ impl Config {
             .or_else(|| self.executor.set(key, value))
             .or_else(|| self.wipe.set(key, value))
             .or_else(|| self.http.set(key, value))
+            .or_else(|| self.keys.set(key, value))
             .or_else(|| self.limits.set(key, value))
             .ok_or_else(|| ConfigError::UnknownKey(key.into()))?;
         set.map_err(|message| ConfigError::Invalid {
@@ -271,6 +282,18 @@ impl Config {
             return bad(
                 "tls_cert_file",
                 "tls_cert_file and tls_key_file go together",
+            );
+        }
+        if self.keys.epoch_grace_secs == 0 || self.keys.key_follow_secs == 0 {
+            return bad(
+                "epoch_grace_secs",
+                "epoch_grace_secs and key_follow_secs must be at least 1",
+            );
+        }
+        if self.keys.ephemeral_epoch_secs <= self.keys.epoch_grace_secs {
+            return bad(
+                "ephemeral_epoch_secs",
+                "must be longer than epoch_grace_secs (at most one past epoch is held)",
             );
         }
         if let Err(message) = self.presets.check(l) {

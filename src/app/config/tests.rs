@@ -64,6 +64,7 @@ fn the_example_file_loads_and_differs_from_the_defaults_only_where_it_says() {
     assert_eq!(config.limits, Limits::default());
     assert_eq!(config.wipe.spill_dir, Path::new("/run/midnit-worker/spill"));
     assert_eq!(config.worker.concurrency, 2);
+    assert_eq!(config.keys.sealed, crate::keys::SealedMode::Required);
     let presets: Vec<&str> = config.presets.names().collect();
     assert_eq!(presets, ["avatar", "showcase"]);
 }
@@ -118,6 +119,9 @@ fn every_listed_key_can_be_set() {
             "http_addr" => "127.0.0.1:0",
             "executor" => "in_process",
             "topology" => "durable",
+            "sealed" => "required",
+            "key_state_file" => "/x",
+            "ephemeral_epoch_secs" => "3600",
             _ => "5",
         };
         Config::default().set(key, value).unwrap();

@@ -74,6 +74,7 @@ pub async fn handle(incoming: Incoming, shared: Arc<Handling>) {
             content_type: props.content_type.clone(),
             correlation_id: props.correlation_id.clone(),
             deadline_ms: props.deadline_ms,
+            redelivered: props.redelivered,
         };
         let processor = &shared.processor;
         let processed = processor.process(delivery).await;
@@ -124,6 +125,7 @@ pub async fn handle(incoming: Incoming, shared: Arc<Handling>) {
         if matches!(settlement, Settlement::Requeue) {
             return;
         }
+        processor.answered(&context);
         let reply_bytes = sealed.body.len();
         let wiping = Instant::now();
         let timings = sealed.timings;

@@ -14,8 +14,11 @@ pub use handle::{handle, AttemptPolicy, Handling, Outcome};
 pub use stats::{Stage, Stats, StatsSnapshot};
 
 use crate::app::broker::BrokerError;
-use crate::app::config::{BrokerSettings, Config, ExecutorKind, ExecutorSettings, Topology};
+use crate::app::config::{
+    BrokerSettings, Config, ExecutorKind, ExecutorSettings, KeySettings, SealedMode, Topology,
+};
 use crate::job::Limits;
+use crate::keys::{KeyState, Keyring};
 use crate::render::executor::{Executor, InProcess, Isolated};
 use crate::reply::process::Processor;
 use crate::wipe::{KeyError, ReceiptSigner, SpillDir, SpillError};
@@ -46,6 +49,12 @@ pub enum ServeError {
     /// The renderer binary cannot be located.
     #[error("cannot locate the renderer binary: {0}")]
     Executor(std::io::Error),
+    /// The fleet's key state cannot be loaded or does not fit the settings.
+    #[error(transparent)]
+    Keys(#[from] crate::keys::StateError),
+    /// The key page cannot be mapped.
+    #[error("cannot map the key page: {0}")]
+    KeyPage(std::io::Error),
     /// The health and metrics listener cannot bind its address.
     #[error("cannot listen for health and metrics on {0}: {1}")]
     Http(String, std::io::Error),
@@ -63,6 +72,87 @@ pub fn receipt_signer(key_file: Option<&Path>) -> Result<ReceiptSigner, ServeErr
     };
     info!(public_key = %signer.public_key_hex(), "receipts are signed with ed25519");
     Ok(signer)
+}
+
+/// The keyring of sealed requests: from the fleet's key state file, or a state made at start
+/// for this worker alone (its directory key logged). `None` when sealing is off.
+pub fn keyring(k: &KeySettings) -> Result<Option<Keyring>, ServeError> {
+    if k.sealed == SealedMode::Off {
+        return Ok(None);
+    }
+    let now = crate::wipe::now_unix_ms();
+    let (state, source) = match &k.key_state_file {
+        Some(path) => (KeyState::read(path)?, Some(path.clone())),
+        None => {
+            warn!("no key_state_file: this worker made a key state of its own; a fleet shares one (`midnit-worker keys init`)");
+            let state =
+                KeyState::generate(k.ephemeral_epoch_secs, now).map_err(ServeError::KeyGen)?;
+            (state, None)
+        }
+    };
+    if state.epoch_secs <= k.epoch_grace_secs {
+        return Err(ServeError::Keys(crate::keys::StateError {
+            path: k.key_state_file.clone().unwrap_or_default(),
+            message: format!(
+                "epoch_secs: the epoch ({} s) must be longer than epoch_grace_secs ({} s)",
+                state.epoch_secs, k.epoch_grace_secs
+            ),
+        }));
+    }
+    let ring = Keyring::new(state, source, k.epoch_grace_secs, k.replay_entries, now)
+        .map_err(ServeError::KeyPage)?;
+    let status = ring.status();
+    info!(
+        epoch = status.epoch,
+        directory_key = %midnit_client::hex(&ring.directory_public_key()),
+        locked = status.locked,
+        sealed = ?k.sealed,
+        "sealed requests: epoch keys loaded (the directory key is what clients pin)"
+    );
+    if !status.locked {
+        warn!("the key page could not be locked in RAM (RLIMIT_MEMLOCK): it may be swapped");
+    }
+    Ok(Some(ring))
+}
+
+/// Moves the keyring with the epoch clock (every second) and follows its state file (every
+/// `follow`), until `stop`.
+async fn key_clock(keys: Arc<Keyring>, follow: Duration, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last_follow = std::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = crate::wipe::now_unix_ms();
+        let ticked = keys.tick(now);
+        if ticked.advanced > 0 {
+            info!(
+                epoch = keys.status().epoch,
+                "epoch advanced; the old chain value is overwritten"
+            );
+        }
+        if let Some(erased) = ticked.erased {
+            info!(
+                epoch = erased,
+                "grace period over: the past epoch's private key is erased"
+            );
+        }
+        if last_follow.elapsed() >= follow {
+            last_follow = std::time::Instant::now();
+            match keys.follow(now) {
+                Ok(true) => warn!(
+                    epoch = keys.status().epoch,
+                    "the key state file holds another fleet state: keys replaced"
+                ),
+                Ok(false) => {}
+                Err(e) => {
+                    warn!(error = %e, "the key state file cannot be read; keeping the keys held")
+                }
+            }
+        }
+    }
 }
 
 /// The executor the `[executor]` section asks for, rendering at most `concurrency` jobs at
@@ -99,6 +189,8 @@ pub fn processor(config: &Config, executor: Arc<dyn Executor>) -> Result<Process
         presets: Arc::new(config.presets.clone()),
         spill: Some((spill, config.wipe.spill_threshold_bytes)),
         signer: Some(Arc::new(signer)),
+        sealed: config.keys.sealed,
+        keys: keyring(&config.keys)?.map(Arc::new),
     })
 }
 
@@ -109,7 +201,19 @@ pub(crate) struct Running {
     concurrency: usize,
     drain_timeout: Duration,
     idle_wipe: Option<Duration>,
+    key_follow: Duration,
     handling: Arc<Handling>,
+}
+
+impl Running {
+    /// Starts the key clock, if the worker has keys; it stops with the returned guard.
+    fn key_clock(&self) -> tokio_util::sync::DropGuard {
+        let stop = CancellationToken::new();
+        if let Some(keys) = &self.handling.processor.keys {
+            tokio::spawn(key_clock(keys.clone(), self.key_follow, stop.clone()));
+        }
+        stop.drop_guard()
+    }
 }
 
 impl Running {
@@ -187,6 +291,7 @@ impl Worker {
             concurrency: config.worker.concurrency,
             drain_timeout: Duration::from_secs(config.worker.drain_timeout_secs),
             idle_wipe,
+            key_follow: Duration::from_secs(config.keys.key_follow_secs),
             handling,
             broker: config.broker,
         };
@@ -207,6 +312,7 @@ impl Worker {
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<Drained, ServeError> {
         let tracker = TaskTracker::new();
         let run = &self.run;
+        let _key_clock = run.key_clock();
         let stats = &run.handling.stats;
         let mut backoff = Backoff::new(&run.broker);
         let mut lost = false;
@@ -269,6 +375,7 @@ impl Worker {
     {
         let tracker = TaskTracker::new();
         let run = &self.run;
+        let _key_clock = run.key_clock();
         run.handling.stats.set_ready(true);
         accept(&mut source, &run.handling, &shutdown, &tracker, None).await;
         run.drain_all(&tracker).await

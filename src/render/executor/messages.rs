@@ -15,8 +15,9 @@ use serde_bytes::{ByteBuf, Bytes};
 pub enum Source<B> {
     /// The bytes themselves.
     Bytes(B),
-    /// The `n`-th descriptor passed with the job (a spill file, read-only).
-    Descriptor(u32),
+    /// The `n`-th descriptor passed with the job (a spill file's ciphertext, read-only), and
+    /// the file's key.
+    Descriptor(u32, B),
 }
 
 /// One input as it crosses the pipe.
@@ -106,19 +107,31 @@ pub struct EncodedJob {
 
 /// Writes the job for the renderer into a ledgered buffer, opening each spill file read-only.
 pub fn encode_job(job: &Job, limits: &Limits) -> Result<EncodedJob, JobError> {
+    // First the spill files' descriptors and keys, then the messages that name them.
     let mut descriptors = Vec::new();
-    let mut inputs = Vec::with_capacity(job.inputs.len());
+    let mut keys: Vec<Option<crate::wipe::SpillKey>> = Vec::with_capacity(job.inputs.len());
     for i in &job.inputs {
-        let data = match &i.data {
-            InputData::Memory(b) => Source::Bytes(Bytes::new(b.as_slice())),
+        keys.push(match &i.data {
             InputData::Spilled(f) => {
-                let file = f.reader().map_err(|e| {
+                let (file, key) = f.descriptor().map_err(|e| {
                     JobError::new(ErrorCode::Internal, format!("opening a spill file: {e}"))
                 })?;
                 descriptors.push(file);
-                Source::Descriptor(descriptors.len() as u32 - 1)
+                Some(key)
             }
-            InputData::Descriptor(_) => {
+            _ => None,
+        });
+    }
+    let mut inputs = Vec::with_capacity(job.inputs.len());
+    let mut n = 0;
+    for (i, key) in job.inputs.iter().zip(&keys) {
+        let data = match (&i.data, key) {
+            (InputData::Memory(b), _) => Source::Bytes(Bytes::new(b.as_slice())),
+            (InputData::Spilled(_), Some(key)) => {
+                n += 1;
+                Source::Descriptor(n - 1, Bytes::new(key.as_slice()))
+            }
+            _ => {
                 return Err(JobError::new(
                     ErrorCode::Internal,
                     "a renderer's own job cannot be handed on",

@@ -53,12 +53,16 @@ fn decode_job(
                 format!("input.{}", i.name),
                 ledger,
             )),
-            Source::Descriptor(n) => {
+            Source::Descriptor(n, key) => {
                 let file = descriptors
                     .get_mut(n as usize)
                     .and_then(Option::take)
                     .ok_or_else(|| internal("a spill descriptor is missing"))?;
-                InputData::Descriptor(file)
+                let key: [u8; 32] = key
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| internal("a spill key is not 32 bytes"))?;
+                InputData::Descriptor(file, zeroize::Zeroizing::new(key))
             }
         };
         checked.push(Input {
