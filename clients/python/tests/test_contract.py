@@ -4,8 +4,10 @@ Run by the worker's test suite (tests/it/clients.rs), which starts the workers a
 CONTRACT_URL, CONTRACT_QUEUE (a worker with docs/contract/worker.toml),
 CONTRACT_QUEUE_PRESETS_ONLY (the same with presets_only), CONTRACT_PUBLIC_KEY (their receipt
 key), CONTRACT_VECTORS (docs/contract/vectors.json), CONTRACT_WORKER (the worker binary),
-CONTRACT_KEY_FILE (the receipt key's seed file) and CONTRACT_SLOW_BODY (a request that takes
-seconds to render), so this suite can start and kill workers of its own.
+CONTRACT_KEY_FILE (the receipt key's seed file), CONTRACT_SLOW_BODY (a request that takes
+seconds to render), so this suite can start and kill workers of its own, and
+CONTRACT_QUEUE_SEALED, CONTRACT_KEYS_URL and CONTRACT_DIRECTORY_KEY (a worker that takes only
+sealed requests, its `GET /keys` and its pinned directory key).
 """
 import base64
 import json
@@ -162,6 +164,39 @@ class Contract(unittest.TestCase):
                                        "layers": [{"text": {"text": "x", "size": 900, "box": {"x": 4, "y": 40, "width": 88, "height": 20}}}]})
         self.assertFalse(caught.exception.retryable)
         self.assertIsInstance(caught.exception, midnit_client.RecipeError)
+
+    def test_a_sealed_job_renders_and_plaintext_or_a_forged_directory_is_refused(self):
+        import urllib.request
+
+        jobs = {j["name"]: j for j in vectors()["jobs"]}
+        photo = __import__("cbor2").loads(base64.b64decode(jobs["thumbnail"]["body"]))["inputs"]["photo"]
+        directory = urllib.request.urlopen(need("CONTRACT_KEYS_URL"), timeout=10).read()
+        queue, pinned = need("CONTRACT_QUEUE_SEALED"), need("CONTRACT_DIRECTORY_KEY")
+        sealed = Client(need("CONTRACT_URL"), queue, public_key=self.key,
+                        directory=directory, directory_key=pinned)
+        self.addCleanup(sealed.close)
+        done = sealed.render({"photo": photo}, [{"name": "thumb", "format": "jpeg", "width": 32}])
+        self.assertEqual(done.output("thumb").data[:2], b"\xff\xd8")
+        self.assertIsNotNone(done.attested)
+        facts = done.receipt["sealed"]
+        epochs = [k[0] for k in midnit_client.verify_directory(
+            directory, bytes.fromhex(pinned), time.time_ns() // 1_000_000).keys]
+        self.assertIn(facts["epoch"], epochs)
+        self.assertEqual(len(facts["request_sha256"]), 32)
+        # Plaintext to a worker that takes only sealed requests.
+        plain = Client(need("CONTRACT_URL"), queue, public_key=self.key)
+        self.addCleanup(plain.close)
+        with self.assertRaises(midnit_client.RequestSealedRequired):
+            plain.render({"photo": photo}, [{"name": "thumb", "format": "jpeg", "width": 32}])
+        # A directory signed by another key, an edited one, a stale one: refused.
+        with self.assertRaises(midnit_client.DirectoryError):
+            Client(need("CONTRACT_URL"), queue, directory=directory, directory_key="11" * 32).close()
+        edited = bytearray(directory)
+        edited[-70] ^= 1
+        with self.assertRaises(midnit_client.DirectoryError):
+            midnit_client.verify_directory(bytes(edited), bytes.fromhex(pinned), time.time_ns() // 1_000_000)
+        with self.assertRaises(midnit_client.DirectoryError):
+            midnit_client.verify_directory(directory, bytes.fromhex(pinned), 2**62)
 
     def test_fifty_jobs_in_flight_on_one_client_and_from_four_threads(self):
         jobs = {j["name"]: j for j in vectors()["jobs"]}

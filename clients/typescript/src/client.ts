@@ -4,6 +4,18 @@ import { decode, encode } from "./cbor";
 import { BadReply, fromReply, MidnitError, NoReply } from "./errors";
 import { checkReply, Key, publicKeyBytes } from "./receipt";
 import {
+  Directory,
+  DirectoryError,
+  EPOCH_HEADER,
+  isSealedReply,
+  openReply,
+  ReplyKeys,
+  SEALED_CONTENT_TYPE,
+  SealError,
+  sealRequest,
+  verifyDirectory,
+} from "./sealed";
+import {
   Attested,
   CONTENT_TYPE,
   DEADLINE_HEADER,
@@ -45,6 +57,14 @@ export interface ClientOptions {
   persistent?: boolean;
   /** The connection's name in the broker's management UI. */
   connectionName?: string;
+  /**
+   * The signed key directory (a worker's `GET /keys`, or relayed by the backend): with it every
+   * request is sealed (contract v2) to its current epoch key and the sealed reply opened, so
+   * the broker carries only ciphertext. Needs `directoryKey`.
+   */
+  directory?: Uint8Array;
+  /** The fleet's pinned directory public key (64 hex digits or 32 bytes). */
+  directoryKey?: Key;
 }
 
 /** A request on its way. */
@@ -53,6 +73,8 @@ export interface Pending {
   body: Buffer;
   timeout: number;
   reply: Promise<Buffer>;
+  /** The sealed request and what opens its reply, when sealed. */
+  sealed?: { request: Buffer; keys: ReplyKeys };
 }
 
 /** The CBOR body of a v1 request. */
@@ -81,6 +103,8 @@ export class Client {
   private readonly waiting = new Map<string, (body: Buffer) => void>();
   private readonly prefix = `${process.pid.toString(16)}-${Date.now().toString(16)}`;
   private next = 0;
+  private directory: Directory | undefined;
+  private directoryKey: Buffer | undefined;
 
   private constructor(
     private readonly connection: amqp.ChannelModel,
@@ -100,6 +124,8 @@ export class Client {
       : await connection.createChannel();
     const key = options.publicKey === undefined ? undefined : publicKeyBytes(options.publicKey);
     const client = new Client(connection, channel, options.queue ?? "midnit.render", key, persistent);
+    if (options.directoryKey !== undefined) client.directoryKey = publicKeyBytes(options.directoryKey);
+    if (options.directory !== undefined) client.useDirectory(options.directory);
     // Consume the pseudo-queue before publishing, on the publishing channel, no-ack.
     await channel.consume(
       DIRECT_REPLY_TO,
@@ -113,6 +139,12 @@ export class Client {
     return client;
   }
 
+  /** Seals every request from now on to `directory`, verified against the pinned directory key. */
+  useDirectory(directory: Uint8Array): void {
+    if (this.directoryKey === undefined) throw new DirectoryError("a directory needs the pinned directoryKey");
+    this.directory = verifyDirectory(directory, this.directoryKey, Date.now());
+  }
+
   /** Closes the connection. */
   async close(): Promise<void> {
     await this.connection.close();
@@ -123,27 +155,36 @@ export class Client {
     const correlationId = `${this.prefix}-${this.next++}`;
     const now = Date.now();
     const reply = new Promise<Buffer>((resolve) => this.waiting.set(correlationId, resolve));
+    const headers: Record<string, number> = {
+      [SENT_HEADER]: now,
+      [DEADLINE_HEADER]: Math.max(0, Math.round(now + (deadline ?? timeout) * 1000)),
+    };
+    let sealed: Pending["sealed"];
+    if (this.directory !== undefined) {
+      const key = this.directory.keyFor(now);
+      const [request, keys] = sealRequest(key.epoch, key.publicKey, body);
+      sealed = { request, keys };
+      headers[EPOCH_HEADER] = key.epoch;
+    }
     const properties: amqp.Options.Publish = {
-      contentType: CONTENT_TYPE,
+      contentType: sealed ? SEALED_CONTENT_TYPE : CONTENT_TYPE,
       correlationId,
       replyTo: DIRECT_REPLY_TO,
       persistent: this.persistent,
-      headers: {
-        [SENT_HEADER]: now,
-        [DEADLINE_HEADER]: Math.max(0, Math.round(now + (deadline ?? timeout) * 1000)),
-      },
+      headers,
     };
+    const wire = sealed ? sealed.request : body;
     if (this.persistent) {
       const confirm = this.channel as amqp.ConfirmChannel;
       await new Promise<void>((resolve, reject) =>
-        confirm.sendToQueue(this.queue, body, properties, (err) =>
+        confirm.sendToQueue(this.queue, wire, properties, (err) =>
           err ? reject(new MidnitError("the broker refused the job", undefined, true)) : resolve(),
         ),
       );
     } else {
-      this.channel.sendToQueue(this.queue, body, properties);
+      this.channel.sendToQueue(this.queue, wire, properties);
     }
-    return { correlationId, body, timeout, reply };
+    return { correlationId, body, timeout, reply, sealed };
   }
 
   /** Publishes a request without waiting for its reply (see `wait`). */
@@ -172,6 +213,23 @@ export class Client {
       clearTimeout(timer);
       this.waiting.delete(pending.correlationId);
     }
+    // A sealed reply attests the opened request; a plaintext reply to a sealed request (an
+    // error: the worker could not open it) attests the sealed bytes, and may carry no image.
+    let attestedBody = pending.body;
+    let plaintextToSealed = false;
+    if (pending.sealed) {
+      if (isSealedReply(body)) {
+        try {
+          body = openReply(pending.sealed.keys, pending.sealed.request, body);
+        } catch (e) {
+          if (e instanceof SealError) throw new BadReply("the sealed reply does not open with this request's key");
+          throw e;
+        }
+      } else {
+        attestedBody = pending.sealed.request;
+        plaintextToSealed = true;
+      }
+    }
     let reply: Reply;
     try {
       reply = decode(body) as Reply;
@@ -181,8 +239,11 @@ export class Client {
     if (typeof reply !== "object" || reply === null || reply.v !== VERSION) {
       throw new BadReply("the reply is not a v1 reply");
     }
+    if (plaintextToSealed && (reply.status !== "error" || (reply.outputs ?? []).length)) {
+      throw new BadReply("a plaintext reply with outputs answered a sealed request");
+    }
     const attested =
-      this.key === undefined ? undefined : checkReply(reply, this.key, pending.correlationId, pending.body);
+      this.key === undefined ? undefined : checkReply(reply, this.key, pending.correlationId, attestedBody);
     return { ...reply, attested };
   }
 

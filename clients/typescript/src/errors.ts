@@ -60,6 +60,13 @@ export class RequestTooLarge extends RequestError {}
 export class RequestInvalid extends RequestError {}
 /** `request.preset_required` */
 export class RequestPresetRequired extends RequestError {}
+/** `request.sealed_required` */
+export class RequestSealedRequired extends RequestError {}
+/** `request.reseal`: the worker does not hold the key of the epoch sealed to; fetch the key
+ * directory again and send the request again (retryable). */
+export class RequestReseal extends RequestError {}
+/** `request.replayed` */
+export class RequestReplayed extends RequestError {}
 /** `input.empty` */
 export class InputEmpty extends InputError {}
 /** `input.too_large` */
@@ -98,6 +105,9 @@ export const BY_CODE: Readonly<Record<string, JobErrorClass>> = {
   "request.too_large": RequestTooLarge,
   "request.invalid": RequestInvalid,
   "request.preset_required": RequestPresetRequired,
+  "request.sealed_required": RequestSealedRequired,
+  "request.reseal": RequestReseal,
+  "request.replayed": RequestReplayed,
   "input.empty": InputEmpty,
   "input.too_large": InputTooLarge,
   "input.unsupported_format": InputUnsupportedFormat,

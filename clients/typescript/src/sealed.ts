@@ -1,5 +1,5 @@
 /**
- * Sealed jobs (contract v2, being built): HPKE (RFC 9180) base mode with DHKEM(X25519,
+ * Sealed jobs (contract v2): HPKE (RFC 9180) base mode with DHKEM(X25519,
  * HKDF-SHA256), HKDF-SHA256 and ChaCha20-Poly1305, written over Node's crypto. A request is
  * sealed to the fleet's epoch public key with a fresh reply key inside; the reply comes back
  * sealed to that key, bound to the sealed request's SHA-256. The shapes are the Rust crate's
@@ -15,11 +15,103 @@ import {
   diffieHellman,
   generateKeyPairSync,
   KeyObject,
+  verify as verifySignature,
 } from "node:crypto";
 import { decode, encode } from "./cbor";
 
 /** Sealed bytes that are malformed or do not open with this key. */
 export class SealError extends Error {}
+
+/** A key directory that is malformed, not signed by the pinned key, or stale. */
+export class DirectoryError extends Error {}
+
+/** The content type of a sealed request (and of its sealed reply). */
+export const SEALED_CONTENT_TYPE = "application/vnd.midnit.sealed+cbor";
+/** The request header naming the epoch a request is sealed to. */
+export const EPOCH_HEADER = "x-midnit-epoch";
+/** The HPKE suite of every directory key. */
+export const SUITE = "DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20Poly1305";
+const DIRECTORY_CONTEXT = Buffer.from("midnit key directory v1");
+const MAX_SKEW_MS = 5 * 60 * 1000;
+const SPKI_ED25519 = Buffer.from("302a300506032b6570032100", "hex");
+
+/** One epoch's key in a directory. */
+export interface DirectoryKey {
+  epoch: number;
+  publicKey: Buffer;
+  notBeforeMs: number;
+  notAfterMs: number;
+}
+
+/** A verified key directory. */
+export class Directory {
+  constructor(
+    readonly issuedMs: number,
+    readonly expiresMs: number,
+    readonly keys: DirectoryKey[],
+  ) {}
+
+  /** The key to seal to at `nowMs`: the newest epoch whose window holds it. */
+  keyFor(nowMs: number): DirectoryKey {
+    const valid = this.keys.filter((k) => k.notBeforeMs <= nowMs && nowMs < k.notAfterMs);
+    if (!valid.length) throw new DirectoryError("no key of the directory is valid now: fetch it again");
+    return valid.reduce((a, b) => (b.epoch > a.epoch ? b : a));
+  }
+}
+
+/**
+ * Checks a key directory (`GET /keys` on a worker, or relayed by the backend) against the pinned
+ * directory public key (32 bytes) and the time: refused if unsigned, signed by another key,
+ * stale or malformed.
+ */
+export function verifyDirectory(signed: Uint8Array, pinned: Uint8Array, nowMs: number = Date.now()): Directory {
+  let envelope: Record<string, unknown>;
+  try {
+    envelope = decode(signed) as Record<string, unknown>;
+  } catch {
+    throw new DirectoryError("not a key directory");
+  }
+  if (typeof envelope !== "object" || envelope === null || envelope.v !== 1) {
+    throw new DirectoryError("not a key directory");
+  }
+  const body = envelope.body;
+  const sig = envelope.sig;
+  if (!(body instanceof Uint8Array) || !(sig instanceof Uint8Array) || sig.length !== 64) {
+    throw new DirectoryError("the key directory is not signed by the pinned directory key");
+  }
+  const key = createPublicKey({ key: Buffer.concat([SPKI_ED25519, Buffer.from(pinned)]), format: "der", type: "spki" });
+  if (!verifySignature(null, Buffer.concat([DIRECTORY_CONTEXT, body]), key, sig)) {
+    throw new DirectoryError("the key directory is not signed by the pinned directory key");
+  }
+  const d = decode(body) as Record<string, unknown>;
+  if (typeof d !== "object" || d === null || d.suite !== SUITE || !Array.isArray(d.keys)) {
+    throw new DirectoryError("not a key directory: suite");
+  }
+  const keys = (d.keys as Record<string, unknown>[]).map((k) => {
+    const pk = k.public_key;
+    const nb = Number(k.not_before_ms);
+    const na = Number(k.not_after_ms);
+    if (!(pk instanceof Uint8Array) || pk.length !== 32 || !(na > nb)) {
+      throw new DirectoryError("not a key directory: keys");
+    }
+    return { epoch: Number(k.epoch), publicKey: Buffer.from(pk), notBeforeMs: nb, notAfterMs: na };
+  });
+  if (!keys.length || keys.length > 8) throw new DirectoryError("not a key directory: keys");
+  if (nowMs > Number(d.expires_ms) || Number(d.issued_ms) > nowMs + MAX_SKEW_MS) {
+    throw new DirectoryError("the key directory is stale (expired or not yet valid): fetch it again");
+  }
+  return new Directory(Number(d.issued_ms), Number(d.expires_ms), keys);
+}
+
+/** Whether `body` has the shape of a sealed reply. */
+export function isSealedReply(body: Uint8Array): boolean {
+  try {
+    fields(body, ["v", "enc", "ct"]);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const u16 = (n: number): Buffer => Buffer.from([n >> 8, n & 0xff]);
 const KEM = Buffer.concat([Buffer.from("KEM"), u16(0x20)]);

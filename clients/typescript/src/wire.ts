@@ -61,6 +61,15 @@ export interface Receipt {
   wiped_bytes: number;
   failures: number;
   wiped: WipeEntry[];
+  /** For a sealed job: the epoch, the sealed request's SHA-256, when the epoch key is erased. */
+  sealed?: SealedFacts;
+}
+
+/** What the receipt of a sealed job adds. */
+export interface SealedFacts {
+  epoch: number;
+  request_sha256: Buffer;
+  key_erased_by_ms: number;
 }
 
 /** The error of a failed job. */

@@ -138,6 +138,46 @@ test("the typed call renders a thumbnail, a recipe and a preset, and types its e
   }
 });
 
+test("a sealed job renders; plaintext and forged directories are refused", async () => {
+  const directory = Buffer.from(await (await fetch(need("CONTRACT_KEYS_URL"))).arrayBuffer());
+  const queue = need("CONTRACT_QUEUE_SEALED");
+  const pinned = need("CONTRACT_DIRECTORY_KEY");
+  const sealed = await midnit.Client.connect(need("CONTRACT_URL"), {
+    queue,
+    publicKey: need("CONTRACT_PUBLIC_KEY"),
+    directory,
+    directoryKey: pinned,
+  });
+  const plain = await connect(queue);
+  try {
+    const photo = photoOf(vectors());
+    const done = await sealed.render({ photo }, [{ name: "thumb", format: "jpeg", width: 32 }]);
+    assert.deepEqual([...done.outputs[0].data.subarray(0, 2)], [0xff, 0xd8]);
+    assert.ok(done.attested);
+    const epochs = midnit.sealed.verifyDirectory(directory, Buffer.from(pinned, "hex")).keys.map((k) => k.epoch);
+    assert.ok(epochs.includes(Number(done.receipt.sealed.epoch)));
+    assert.equal(done.receipt.sealed.request_sha256.length, 32);
+    await assert.rejects(
+      plain.render({ photo }, [{ name: "t", format: "jpeg", width: 32 }]),
+      (e) => e instanceof midnit.RequestSealedRequired && !e.retryable,
+    );
+    assert.throws(
+      () => midnit.sealed.verifyDirectory(directory, Buffer.alloc(32, 0x11)),
+      midnit.sealed.DirectoryError,
+    );
+    const edited = Buffer.from(directory);
+    edited[edited.length - 70] ^= 1;
+    assert.throws(() => midnit.sealed.verifyDirectory(edited, Buffer.from(pinned, "hex")), midnit.sealed.DirectoryError);
+    assert.throws(
+      () => midnit.sealed.verifyDirectory(directory, Buffer.from(pinned, "hex"), 2 ** 52),
+      midnit.sealed.DirectoryError,
+    );
+  } finally {
+    await sealed.close();
+    await plain.close();
+  }
+});
+
 test("fifty jobs in flight on one client", async () => {
   const client = await connect(need("CONTRACT_QUEUE"));
   try {

@@ -19,10 +19,12 @@ from ._client import (
 from .errors import *  # noqa: F401,F403 - every error class is part of the API
 from .errors import BY_CODE, MidnitError
 from .receipt import check_reply, key_id, sig_structure, verify
+from .sealed import SEALED_CONTENT_TYPE, Directory, DirectoryError, verify_directory
 
 __all__ = [
     "CONTENT_TYPE", "DEADLINE_HEADER", "DIRECT_REPLY_TO", "VERSION", "BY_CODE", "Client",
     "MidnitError", "Output", "Pending", "Rendered", "check_reply", "key_id", "request_body",
-    "sig_structure", "verify",
+    "sig_structure", "verify", "SEALED_CONTENT_TYPE", "Directory", "DirectoryError",
+    "verify_directory",
 ]
 __version__ = "0.1.0"

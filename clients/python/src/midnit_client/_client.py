@@ -12,6 +12,7 @@ import cbor2
 import pika
 
 from . import receipt as _receipt
+from . import sealed as _sealed
 from .errors import BadReply, MidnitError, NoReply, from_reply
 
 VERSION = 1
@@ -55,6 +56,8 @@ class Pending:
     correlation_id: str
     body: bytes = field(repr=False)
     timeout: float
+    sealed: Optional[bytes] = field(default=None, repr=False)
+    reply_keys: Optional[_sealed.ReplyKeys] = field(default=None, repr=False)
 
 
 def request_body(
@@ -87,6 +90,12 @@ class Client:
     reply's attestation is verified before it is returned or raised, error replies included.
     ``persistent=True`` publishes jobs persistent and waits for the broker's confirm (the
     durable topology); the default is transient messages, never written to the broker's disk.
+
+    With ``directory`` (the signed key directory, from the worker's ``GET /keys`` or relayed
+    by the backend) and ``directory_key`` (the fleet's pinned directory public key), every
+    request is sealed (contract v2) to the directory's current epoch key and its sealed reply
+    opened: the broker carries only ciphertext. :meth:`use_directory` replaces it (e.g. after
+    ``request.reseal``).
     """
 
     def __init__(
@@ -97,12 +106,20 @@ class Client:
         public_key: Optional[_receipt.Key] = None,
         persistent: bool = False,
         connection_name: str = "midnit-client-python",
+        directory: Optional[bytes] = None,
+        directory_key: Optional[_receipt.Key] = None,
     ) -> None:
         params = pika.URLParameters(url)
         params.client_properties = {"connection_name": connection_name}
         self._queue = queue
         self._persistent = persistent
         self._key = _receipt.public_key_bytes(public_key) if public_key is not None else None
+        self._directory_key = (
+            _receipt.public_key_bytes(directory_key) if directory_key is not None else None
+        )
+        self._directory: Optional[_sealed.Directory] = None
+        if directory is not None:
+            self.use_directory(directory)
         self._lock = threading.RLock()
         self._replies: Dict[str, bytes] = {}
         self._waiting: Set[str] = set()
@@ -114,6 +131,16 @@ class Client:
             self._channel.confirm_delivery()
         # Consume the pseudo-queue before publishing, on the publishing channel, no-ack.
         self._channel.basic_consume(DIRECT_REPLY_TO, self._on_reply, auto_ack=True)
+
+    def use_directory(self, directory: bytes) -> None:
+        """Seals every request from now on to ``directory``, verified against the pinned
+        ``directory_key`` (raises :class:`midnit_client.sealed.DirectoryError` if it does not
+        verify)."""
+        if self._directory_key is None:
+            raise _sealed.DirectoryError("a directory needs the pinned directory_key")
+        self._directory = _sealed.verify_directory(
+            directory, self._directory_key, time.time_ns() // 1_000_000
+        )
 
     def __enter__(self) -> "Client":
         return self
@@ -140,22 +167,31 @@ class Client:
         ``job.expired`` without rendering it; a negative one is already past."""
         now_ms = time.time_ns() // 1_000_000
         deadline_ms = now_ms + int((timeout if deadline is None else deadline) * 1000)
+        headers: Dict[str, Any] = {SENT_HEADER: now_ms, DEADLINE_HEADER: max(deadline_ms, 0)}
+        sealed: Optional[bytes] = None
+        reply_keys: Optional[_sealed.ReplyKeys] = None
+        content_type = CONTENT_TYPE
+        if self._directory is not None:
+            epoch, key = self._directory.key_for(now_ms)
+            sealed, reply_keys = _sealed.seal_request(epoch, key, body)
+            headers[_sealed.EPOCH_HEADER] = epoch
+            content_type = _sealed.SEALED_CONTENT_TYPE
         with self._lock:
             correlation_id = f"{self._prefix}-{next(self._ids)}"
             self._waiting.add(correlation_id)
             self._channel.basic_publish(
                 exchange="",
                 routing_key=self._queue,
-                body=body,
+                body=body if sealed is None else sealed,
                 properties=pika.BasicProperties(
-                    content_type=CONTENT_TYPE,
+                    content_type=content_type,
                     correlation_id=correlation_id,
                     reply_to=DIRECT_REPLY_TO,
                     delivery_mode=2 if self._persistent else 1,
-                    headers={SENT_HEADER: now_ms, DEADLINE_HEADER: max(deadline_ms, 0)},
+                    headers=headers,
                 ),
             )
-        return Pending(correlation_id, body, timeout)
+        return Pending(correlation_id, body, timeout, sealed, reply_keys)
 
     def send(
         self,
@@ -195,14 +231,27 @@ class Client:
             with self._lock:
                 self._waiting.discard(cid)
                 self._replies.pop(cid, None)
+        # A sealed reply attests the opened request; a plaintext reply to a sealed request (an
+        # error: the worker could not open it) attests the sealed bytes, and may carry no image.
+        attested_body = pending.body
+        if pending.sealed is not None and pending.reply_keys is not None:
+            if _sealed.is_sealed_reply(body):
+                try:
+                    body = _sealed.open_reply(pending.reply_keys, pending.sealed, body)
+                except _sealed.SealError as e:
+                    raise BadReply("the sealed reply does not open with this request's key") from e
+            else:
+                attested_body = pending.sealed
         try:
             reply = cbor2.loads(body)
         except Exception as e:  # noqa: BLE001 - any decoding failure is a bad reply
             raise BadReply("the reply is not CBOR") from e
         if not isinstance(reply, dict) or reply.get("v") != VERSION:
             raise BadReply("the reply is not a v1 reply")
+        if attested_body is not pending.body and (reply.get("status") != "error" or reply.get("outputs")):
+            raise BadReply("a plaintext reply with outputs answered a sealed request")
         if self._key is not None:
-            reply["_attested"] = _receipt.check_reply(reply, self._key, cid, pending.body)
+            reply["_attested"] = _receipt.check_reply(reply, self._key, cid, attested_body)
         return reply
 
     def wait(self, pending: Pending) -> Rendered:

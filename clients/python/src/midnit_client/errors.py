@@ -24,6 +24,9 @@ __all__ = [
     "RequestTooLarge",
     "RequestInvalid",
     "RequestPresetRequired",
+    "RequestSealedRequired",
+    "RequestReseal",
+    "RequestReplayed",
     "InputEmpty",
     "InputTooLarge",
     "InputUnsupportedFormat",
@@ -116,6 +119,22 @@ class RequestPresetRequired(RequestError):
     code = "request.preset_required"
 
 
+class RequestSealedRequired(RequestError):
+    code = "request.sealed_required"
+
+
+class RequestReseal(RequestError):
+    """The worker no longer (or not yet) holds the key of the epoch the request was sealed
+    to: fetch the key directory again and send the request again (sealed anew)."""
+
+    code = "request.reseal"
+    retryable = True
+
+
+class RequestReplayed(RequestError):
+    code = "request.replayed"
+
+
 class InputEmpty(InputError):
     code = "input.empty"
 
@@ -178,7 +197,7 @@ BY_CODE: Dict[str, Type[JobError]] = {
     str(cls.code): cls
     for cls in (
         RequestMalformed, RequestUnsupportedVersion, RequestTooLarge, RequestInvalid,
-        RequestPresetRequired, InputEmpty, InputTooLarge, InputUnsupportedFormat,
+        RequestPresetRequired, RequestSealedRequired, RequestReseal, RequestReplayed, InputEmpty, InputTooLarge, InputUnsupportedFormat,
         InputUndecodable, LimitsInputs, LimitsPixels, LimitsFrames, LimitsOutput, LimitsMemory,
         LimitsComplexity, RecipeInvalid, JobExpired, JobTimeout, Internal,
     )

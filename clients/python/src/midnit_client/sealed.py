@@ -1,4 +1,4 @@
-"""Sealed jobs (contract v2, being built): HPKE (RFC 9180) base mode with DHKEM(X25519,
+"""Sealed jobs (contract v2): HPKE (RFC 9180) base mode with DHKEM(X25519,
 HKDF-SHA256), HKDF-SHA256 and ChaCha20-Poly1305, written over ``cryptography``'s primitives.
 
 A request is sealed to the worker fleet's epoch public key with a fresh reply key inside; the
@@ -14,12 +14,23 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Tuple
 
 import cbor2
-from cryptography.exceptions import InvalidTag
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-__all__ = ["SealError", "ReplyKeys", "seal_request", "open_reply", "open_request", "seal_reply"]
+__all__ = [
+    "SealError", "DirectoryError", "Directory", "ReplyKeys", "SEALED_CONTENT_TYPE",
+    "EPOCH_HEADER", "seal_request", "open_reply", "open_request", "seal_reply",
+    "verify_directory", "is_sealed_reply",
+]
+
+SEALED_CONTENT_TYPE = "application/vnd.midnit.sealed+cbor"
+EPOCH_HEADER = "x-midnit-epoch"
+SUITE = "DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20Poly1305"
+_DIRECTORY_CONTEXT = b"midnit key directory v1"
+MAX_SKEW_MS = 5 * 60 * 1000
 
 _KEM = b"KEM" + (0x0020).to_bytes(2, "big")
 _HPKE = b"HPKE" + (0x0020).to_bytes(2, "big") + (0x0001).to_bytes(2, "big") + (0x0003).to_bytes(2, "big")
@@ -29,6 +40,69 @@ _REPLY_INFO = b"midnit v2 reply"
 
 class SealError(Exception):
     """Sealed bytes that are malformed or do not open with this key."""
+
+
+class DirectoryError(Exception):
+    """A key directory that is malformed, not signed by the pinned key, or stale."""
+
+
+@dataclass(frozen=True)
+class Directory:
+    """A verified key directory: the current and next epochs' keys and their windows."""
+
+    issued_ms: int
+    expires_ms: int
+    keys: Tuple[Tuple[int, bytes, int, int], ...]  # (epoch, public key, not_before, not_after)
+
+    def key_for(self, now_ms: int) -> Tuple[int, bytes]:
+        """The (epoch, public key) to seal to at ``now_ms``: the newest whose window holds it."""
+        valid = [k for k in self.keys if k[2] <= now_ms < k[3]]
+        if not valid:
+            raise DirectoryError("no key of the directory is valid now: fetch it again")
+        best = max(valid, key=lambda k: k[0])
+        return best[0], best[1]
+
+
+def verify_directory(signed: bytes, pinned: bytes, now_ms: int) -> Directory:
+    """Checks a key directory (``GET /keys``, or relayed by the backend) against the pinned
+    directory public key and the time: refused if unsigned, signed by another key, stale or
+    malformed."""
+    try:
+        envelope = cbor2.loads(signed)
+    except Exception as e:  # noqa: BLE001 - any decoding failure is a malformed directory
+        raise DirectoryError("not a key directory") from e
+    if not isinstance(envelope, dict) or set(envelope) != {"v", "body", "sig"} or envelope["v"] != 1:
+        raise DirectoryError("not a key directory")
+    body, sig = envelope["body"], envelope["sig"]
+    if not isinstance(body, bytes) or not isinstance(sig, bytes) or len(sig) != 64:
+        raise DirectoryError("the key directory is not signed by the pinned directory key")
+    try:
+        Ed25519PublicKey.from_public_bytes(pinned).verify(sig, _DIRECTORY_CONTEXT + body)
+    except (InvalidSignature, ValueError) as e:
+        raise DirectoryError("the key directory is not signed by the pinned directory key") from e
+    d = cbor2.loads(body)
+    if not isinstance(d, dict) or d.get("suite") != SUITE:
+        raise DirectoryError("not a key directory: suite")
+    keys = []
+    for k in d.get("keys", []):
+        pk = k.get("public_key")
+        if not isinstance(pk, bytes) or len(pk) != 32 or k["not_after_ms"] <= k["not_before_ms"]:
+            raise DirectoryError("not a key directory: keys")
+        keys.append((int(k["epoch"]), pk, int(k["not_before_ms"]), int(k["not_after_ms"])))
+    if not keys or len(keys) > 8:
+        raise DirectoryError("not a key directory: keys")
+    if now_ms > d["expires_ms"] or d["issued_ms"] > now_ms + MAX_SKEW_MS:
+        raise DirectoryError("the key directory is stale (expired or not yet valid): fetch it again")
+    return Directory(int(d["issued_ms"]), int(d["expires_ms"]), tuple(keys))
+
+
+def is_sealed_reply(body: bytes) -> bool:
+    """Whether ``body`` has the shape of a sealed reply."""
+    try:
+        _decode(body, ("v", "enc", "ct"))
+    except SealError:
+        return False
+    return True
 
 
 def _extract(salt: bytes, ikm: bytes) -> bytes:
