@@ -128,6 +128,18 @@ if deploy:
         vol.get("emptyDir", {}).get("medium") == "Memory",
         "k8s: the spill directory is a memory-backed emptyDir",
     )
+    check(env.get("MIDNIT_SEALED") == "required", "k8s: production workers take only sealed jobs")
+    state = env.get("MIDNIT_KEY_STATE_FILE", "")
+    key_mount = next((m for m in mounts if state.startswith(m + "/")), None)
+    check(
+        key_mount is not None and "secret" in volumes.get(mounts[key_mount], {}),
+        "k8s: the key state file is in a mounted Secret (tmpfs)",
+    )
+    rotate = k8s.get(("CronJob", "midnit-keys-rotate"))
+    check(rotate is not None, "k8s: a CronJob keeps the key state at the current epoch")
+    if rotate:
+        script = json.dumps(rotate["spec"]["jobTemplate"]["spec"]["template"]["spec"])
+        check("keys rotate" in script, "k8s: the CronJob runs `keys rotate`")
     port = env.get("MIDNIT_HTTP_ADDR", "").rsplit(":", 1)[-1]
     ports = {p["name"]: str(p["containerPort"]) for p in c.get("ports", [])}
     for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):

@@ -361,6 +361,7 @@ async fn replies_reach_a_named_reply_queue_and_a_vanished_one_is_counted_then_ac
         reply_to: Some(reply_queue.clone()),
         content_type: Some("application/cbor".into()),
         deadline_ms: None,
+        epoch: None,
     };
     client.send_raw(&body, &props).await.unwrap();
     let got = wait_get(&ch, &reply_queue).await;

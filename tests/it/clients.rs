@@ -1,8 +1,9 @@
 //! The three client packages (Rust `clients/rust`, Python `clients/python`, TypeScript
 //! `clients/typescript`) against the real worker binary on the real broker: every conformance
 //! vector (`docs/contract/vectors.json`: a thumbnail, a recipe, presets, every error class),
-//! 50 jobs in flight, a worker killed mid-job, no reply, and every reply's attestation checked
-//! against the pinned key. The Python and TypeScript suites run as separate processes, as a
+//! 50 jobs in flight, a worker killed mid-job, no reply, sealed jobs (contract v2) to a
+//! worker that takes nothing else, and every reply's attestation checked against the pinned
+//! key. The Python and TypeScript suites run as separate processes, as a
 //! backend would; they need `pip install ./clients/python` and `npm ci && npm run build` in
 //! `clients/typescript` (`.ci/run` does both).
 
@@ -23,7 +24,9 @@ struct Contract {
     _dir: tempfile::TempDir,
     default: BinaryWorker,
     presets_only: BinaryWorker,
-    queues: (String, String),
+    sealed: BinaryWorker,
+    queues: (String, String, String),
+    directory_key: [u8; 32],
     key_file: PathBuf,
     slow_body: PathBuf,
     public_key: [u8; 32],
@@ -45,14 +48,27 @@ impl Contract {
         let queues = (
             unique_queue(test),
             unique_queue(&format!("{test}.presets_only")),
+            unique_queue(&format!("{test}.sealed")),
         );
         let default = spawn_binary_env(&queues.0, 2, &env);
         let only_env = [env[0], env[1], ("MIDNIT_PRESETS_ONLY", "true")];
         let presets_only = spawn_binary_env(&queues.1, 1, &only_env);
+        // A worker taking only sealed requests, with a fleet key state made by `keys init`.
+        let (state, directory_key) = crate::sealed_jobs::keys_init(dir.path(), 3600);
+        let state = state.display().to_string();
+        let sealed_env = [
+            env[0],
+            env[1],
+            ("MIDNIT_SEALED", "required"),
+            ("MIDNIT_KEY_STATE_FILE", state.as_str()),
+        ];
+        let sealed = spawn_binary_env(&queues.2, 1, &sealed_env);
         Self {
             _dir: dir,
             default,
             presets_only,
+            sealed,
+            directory_key,
             queues,
             key_file,
             slow_body,
@@ -62,10 +78,11 @@ impl Contract {
 
     /// Stops the workers and removes their queues.
     async fn stop(self) {
-        drop((self.default, self.presets_only));
+        drop((self.default, self.presets_only, self.sealed));
         tokio::time::sleep(Duration::from_millis(100)).await;
         delete_queue(&self.queues.0).await;
         delete_queue(&self.queues.1).await;
+        delete_queue(&self.queues.2).await;
     }
 
     /// The environment a client suite reads.
@@ -82,6 +99,12 @@ impl Contract {
             ),
             ("CONTRACT_KEY_FILE", self.key_file.display().to_string()),
             ("CONTRACT_SLOW_BODY", self.slow_body.display().to_string()),
+            ("CONTRACT_QUEUE_SEALED", self.queues.2.clone()),
+            (
+                "CONTRACT_KEYS_URL",
+                format!("http://{}/keys", self.sealed.http_addr()),
+            ),
+            ("CONTRACT_DIRECTORY_KEY", hex(&self.directory_key)),
         ]
     }
 
@@ -152,7 +175,7 @@ async fn the_python_client_passes_the_contract_suite_against_the_real_worker() {
         "python3",
         &["-m", "unittest", "discover", "-v", "-s", &tests],
         Path::new("/"),
-        "Ran 6 tests",
+        "Ran 7 tests",
     )
     .await;
     c.stop().await;
@@ -166,7 +189,7 @@ async fn the_typescript_client_passes_the_contract_suite_against_the_real_worker
         dir.join("dist/index.js").exists(),
         "the package is built: cd clients/typescript && npm ci && npm run build"
     );
-    c.run_suite("TypeScript", "node", &["--test", "test/"], &dir, "# pass 6")
+    c.run_suite("TypeScript", "node", &["--test", "test/"], &dir, "# pass 7")
         .await;
     c.stop().await;
 }

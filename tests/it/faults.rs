@@ -110,7 +110,8 @@ async fn five_thousand_jobs_leave_memory_descriptors_and_threads_flat() {
                 let bytes = Client::await_raw(rx, REPLY).await.unwrap();
                 assert_eq!(decode_reply(&bytes).unwrap().status, Status::Ok);
             }
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            // Past the blocking pool's one-second keep-alive: its idle threads have ended.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
             curve.push((i + 1, sample(worker.pid())));
         }
     }

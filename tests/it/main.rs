@@ -30,6 +30,7 @@ mod process;
 mod recipes;
 mod schema_ranges;
 mod sealed;
+mod sealed_jobs;
 mod tls;
 mod topology;
 mod vectors;

@@ -40,23 +40,23 @@ impl Hasher for Identity {
 
 /// Every high-entropy 32-byte window of the canaries, by what it came from.
 #[derive(Default)]
-struct Canaries {
+pub(crate) struct Canaries {
     prefixes: HashSet<u64, BuildHasherDefault<Identity>>,
     windows: HashMap<[u8; WINDOW], (&'static str, usize)>,
 }
 
-fn high_entropy(w: &[u8]) -> bool {
+pub(crate) fn high_entropy(w: &[u8]) -> bool {
     let mut seen = [false; 256];
     w.iter().for_each(|&b| seen[b as usize] = true);
     seen.iter().filter(|&&s| s).count() >= 20
 }
 
-fn prefix(w: &[u8]) -> u64 {
+pub(crate) fn prefix(w: &[u8]) -> u64 {
     u64::from_le_bytes(w[..8].try_into().unwrap())
 }
 
 impl Canaries {
-    fn add(&mut self, what: &'static str, bytes: &[u8]) {
+    pub(crate) fn add(&mut self, what: &'static str, bytes: &[u8]) {
         for (at, w) in bytes.windows(WINDOW).enumerate() {
             if high_entropy(w) {
                 self.prefixes.insert(prefix(w));
@@ -67,7 +67,7 @@ impl Canaries {
 
     /// Where in `haystack` canary windows lie, as merged `offset..end` spans (for the report).
     /// Each span is reported with the canary and offset its first window came from.
-    fn spans(&self, haystack: &[u8]) -> Vec<String> {
+    pub(crate) fn spans(&self, haystack: &[u8]) -> Vec<String> {
         let mut spans: Vec<(std::ops::Range<usize>, &str, usize)> = Vec::new();
         for i in 0..=haystack.len().saturating_sub(WINDOW) {
             let w = &haystack[i..i + WINDOW];
@@ -97,8 +97,16 @@ impl Canaries {
         }
     }
 
+    /// Forgets every window that also occurs in `common` (a file of other data with the same
+    /// structure: a header that every such file shares is no job's data).
+    pub(crate) fn forget(&mut self, common: &[u8]) {
+        for w in common.windows(WINDOW) {
+            self.windows.remove(w);
+        }
+    }
+
     /// Each canary found in `haystack`, with how many windows of it were found.
-    fn find(&self, haystack: &[u8], hits: &mut HashMap<&'static str, usize>) {
+    pub(crate) fn find(&self, haystack: &[u8], hits: &mut HashMap<&'static str, usize>) {
         if haystack.len() < WINDOW {
             return;
         }
@@ -114,7 +122,7 @@ impl Canaries {
 }
 
 /// A random-pixel PNG stored without compression: its encoded bytes are its pixel rows.
-fn uncompressed_png(img: &image::RgbImage) -> Vec<u8> {
+pub(crate) fn uncompressed_png(img: &image::RgbImage) -> Vec<u8> {
     let mut out = Vec::new();
     let mut enc = png::Encoder::new(&mut out, img.width(), img.height());
     enc.set_color(png::ColorType::Rgb);
@@ -140,15 +148,35 @@ fn random_jpeg(img: &image::RgbImage) -> Vec<u8> {
     out
 }
 
-struct Jobs {
-    canaries: Canaries,
-    requests: Vec<Request>,
+pub(crate) struct Jobs {
+    pub(crate) canaries: Canaries,
+    pub(crate) requests: Vec<Request>,
 }
 
+/// The sizes of the canary jobs' inputs and outputs.
+pub(crate) struct Shape {
+    pub(crate) png: (u32, u32),
+    pub(crate) jpeg: (u32, u32),
+    pub(crate) small: u32,
+    pub(crate) card: u32,
+}
+
+const SHAPE: Shape = Shape {
+    png: (320, 240),
+    jpeg: (200, 200),
+    small: 200,
+    card: 160,
+};
+
 /// Two inputs (PNG spilled to disk, JPEG in memory), each rendered to PNG and JPEG.
-fn canary_jobs(seed: u64) -> Jobs {
-    let png_pixels = samples::noise(320, 240, seed);
-    let jpeg_pixels = samples::noise(200, 200, seed + 1);
+pub(crate) fn canary_jobs(seed: u64) -> Jobs {
+    canary_jobs_shaped(seed, &SHAPE)
+}
+
+/// The canary jobs at other sizes (other tests' jobs of the same sizes share their headers).
+pub(crate) fn canary_jobs_shaped(seed: u64, shape: &Shape) -> Jobs {
+    let png_pixels = samples::noise(shape.png.0, shape.png.1, seed);
+    let jpeg_pixels = samples::noise(shape.jpeg.0, shape.jpeg.1, seed + 1);
     let png = uncompressed_png(&png_pixels);
     let jpeg = random_jpeg(&jpeg_pixels);
     let decoded_jpeg = image::load_from_memory(&jpeg).unwrap().to_rgb8();
@@ -156,7 +184,7 @@ fn canary_jobs(seed: u64) -> Jobs {
     canaries.add("input.png", &png);
     // The JPEG's standard Huffman tables are in every JPEG (and in the worker's encoder): only
     // windows that a JPEG of other pixels does not share are this job's data.
-    let other = random_jpeg(&samples::noise(200, 200, seed + 2));
+    let other = random_jpeg(&samples::noise(shape.jpeg.0, shape.jpeg.1, seed + 2));
     let boilerplate: HashSet<&[u8]> = other.windows(WINDOW).collect();
     let own: Vec<u8> = jpeg
         .windows(WINDOW)
@@ -168,8 +196,8 @@ fn canary_jobs(seed: u64) -> Jobs {
     canaries.add("pixels.jpeg", decoded_jpeg.as_raw());
     let outputs = || {
         vec![
-            output("small", "png", Some(200), Some(200)),
-            output("card", "jpeg", Some(160), Some(160)),
+            output("small", "png", Some(shape.small), Some(shape.small)),
+            output("card", "jpeg", Some(shape.card), Some(shape.card)),
         ]
     };
     let requests = vec![request(png, outputs()), request(jpeg, outputs())];
@@ -179,7 +207,7 @@ fn canary_jobs(seed: u64) -> Jobs {
 /// Adds the outputs' windows to the canaries, except those that occur in more than one
 /// output: an encoder's standard tables (JPEG Huffman tables, say) are the same in every file
 /// it writes and are no job's data.
-fn add_outputs(canaries: &mut Canaries, outputs: &[Vec<u8>]) {
+pub(crate) fn add_outputs(canaries: &mut Canaries, outputs: &[Vec<u8>]) {
     let mut owners: HashMap<&[u8], usize> = HashMap::new();
     for (i, o) in outputs.iter().enumerate() {
         for w in o.windows(WINDOW) {
@@ -202,7 +230,7 @@ fn add_outputs(canaries: &mut Canaries, outputs: &[Vec<u8>]) {
 }
 
 /// Keeps the reply's outputs; returns whether the job's input was spilled.
-fn keep_outputs(outputs: &mut Vec<Vec<u8>>, reply: &Reply) -> bool {
+pub(crate) fn keep_outputs(outputs: &mut Vec<Vec<u8>>, reply: &Reply) -> bool {
     assert_eq!(reply.status, Status::Ok, "{:?}", reply.error);
     outputs.extend(reply.outputs.iter().map(|o| o.data.to_vec()));
     reply
@@ -215,7 +243,10 @@ fn keep_outputs(outputs: &mut Vec<Vec<u8>>, reply: &Reply) -> bool {
 /// Reads every readable mapping of `pid` that could hold job bytes: anonymous and writable
 /// ones (heap, stacks, anonymous mmaps, .data/.bss). Read-only file mappings (code, rodata)
 /// are the binary's own pages and are skipped.
-fn scan_process(pid: i32, canaries: &Canaries) -> (HashMap<&'static str, usize>, Vec<String>, u64) {
+pub(crate) fn scan_process(
+    pid: i32,
+    canaries: &Canaries,
+) -> (HashMap<&'static str, usize>, Vec<String>, u64) {
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
     let mut mem = std::fs::File::open(format!("/proc/{pid}/mem")).expect(
         "reading another process's memory needs ptrace rights over it (root or the same user \
@@ -297,7 +328,7 @@ fn base64_decode(s: &str) -> Vec<u8> {
     out
 }
 
-fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+pub(crate) fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };

@@ -138,3 +138,163 @@ fn round_trip(peer: &Peer) {
     let refused = run(peer, peer.open, &[private, hex(&sealed), hex(&edited)]);
     assert_eq!(refused["refused"], true);
 }
+
+/// Where the sealed-job test vectors live: what a device implementation (docs/DEVICE.md)
+/// checks itself against. Written with `CONTRACT_WRITE=1 cargo test --test it sealed_vectors`.
+const VECTORS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/docs/contract/sealed-vectors.json"
+);
+const ORIGIN_MS: u64 = 1_800_000_000_000;
+const CHAIN_SEED: [u8; 32] = [0x5a; 32];
+const DIRECTORY_SEED: [u8; 32] = [0x24; 32];
+
+fn vector_state() -> midnit_worker::keys::KeyState {
+    midnit_worker::keys::KeyState {
+        epoch: 0,
+        chain: zeroize::Zeroizing::new(CHAIN_SEED),
+        origin_ms: ORIGIN_MS,
+        epoch_secs: 3600,
+        directory_key: zeroize::Zeroizing::new(DIRECTORY_SEED),
+    }
+}
+
+/// Makes the vectors: the ratchet's first epochs, a signed directory at epoch 1, a real
+/// request sealed to epoch 1 with a known reply key, and the worker's real sealed reply.
+async fn make_vectors() -> serde_json::Value {
+    use midnit_client::sealed::{seal_reply, seal_request, ReplyKeys};
+    use midnit_worker::reply::process::{Delivery, Processor};
+    let hex = midnit_worker::wipe::hex;
+    let mut chain = EpochChain::new(0, CHAIN_SEED);
+    let mut epochs = Vec::new();
+    for _ in 0..3 {
+        let keys = chain.keys();
+        epochs.push(serde_json::json!({
+            "epoch": chain.epoch(),
+            "chain": hex(chain.chain()),
+            "private_key": hex(keys.private_key().as_ref()),
+            "public_key": hex(&keys.public_key()),
+        }));
+        chain.advance();
+    }
+    let at = ORIGIN_MS + 3_600_000 + 5_000;
+    let ring = midnit_worker::keys::Keyring::new(vector_state(), None, 900, 1, at).unwrap();
+    let directory = ring.directory(at);
+    let photo = midnit_worker::tools::samples::jpeg(
+        &midnit_worker::tools::samples::figure_photo(16, 12, 1),
+        80,
+    );
+    let request = midnit_worker::protocol::Request::thumbnail(
+        photo,
+        midnit_worker::protocol::OutputSpec::new("thumb", "png").width(8),
+    );
+    let body = midnit_worker::protocol::encode_request(&request);
+    let mut one = EpochChain::new(0, CHAIN_SEED);
+    one.advance();
+    let reply_keys = ReplyKeys::generate();
+    let sealed = seal_request(1, &one.keys().public_key(), &body, &reply_keys).unwrap();
+    let processor = Processor::local(&Default::default(), &Default::default());
+    let reply = processor
+        .process_one(Delivery::local(body.clone(), "vector-1"))
+        .await;
+    let reply_body = reply.body.as_slice().to_vec();
+    let sealed_reply = seal_reply(&reply_keys.public_key(), &sealed, &reply_body).unwrap();
+    serde_json::json!({
+        "about": "Sealed jobs (contract v2): HPKE RFC 9180 base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305, empty aad. See docs/DEVICE.md. All byte strings are hex.",
+        "ratchet": {
+            "salt": hex(b"midnit epoch ratchet v1"),
+            "seed": hex(&CHAIN_SEED),
+            "epochs": epochs,
+        },
+        "directory": {
+            "directory_public_key": hex(&ring.directory_public_key()),
+            "verified_at_ms": at,
+            "signed": hex(&directory),
+        },
+        "request": {
+            "epoch": 1,
+            "info": hex(&[b"midnit v2 request".as_slice(), &1u64.to_be_bytes()].concat()),
+            "body": hex(&body),
+            "reply_private_key": hex(reply_keys.private_key().as_ref()),
+            "reply_public_key": hex(&reply_keys.public_key()),
+            "sealed": hex(&sealed),
+        },
+        "reply": {
+            "info": hex(&[b"midnit v2 reply".as_slice(), &midnit_worker::wipe::sha256(&sealed)].concat()),
+            "body": hex(&reply_body),
+            "sealed": hex(&sealed_reply),
+        },
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_vectors_open_in_rust_python_and_typescript() {
+    use midnit_client::sealed::{open_reply, EpochKeys, ReplyKeys};
+    if std::env::var_os("CONTRACT_WRITE").is_some() {
+        let v = make_vectors().await;
+        std::fs::write(VECTORS, serde_json::to_string_pretty(&v).unwrap() + "\n").unwrap();
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(VECTORS).unwrap()).unwrap();
+    // The ratchet from its seed.
+    let mut chain = EpochChain::new(0, CHAIN_SEED);
+    for e in v["ratchet"]["epochs"].as_array().unwrap() {
+        assert_eq!(unhex(&e["chain"]), chain.chain());
+        assert_eq!(unhex(&e["public_key"]), chain.keys().public_key());
+        assert_eq!(unhex(&e["private_key"]), *chain.keys().private_key());
+        chain.advance();
+    }
+    // The directory verifies with the directory key, names epochs 1 and 2.
+    let dir_key: [u8; 32] = unhex(&v["directory"]["directory_public_key"])
+        .try_into()
+        .unwrap();
+    let at = v["directory"]["verified_at_ms"].as_u64().unwrap();
+    let signed = unhex(&v["directory"]["signed"]);
+    let dir = midnit_client::KeyDirectory::verify(&signed, &dir_key, at).unwrap();
+    assert_eq!(dir.key_for(at).unwrap().0, 1);
+    assert_eq!(
+        dir.keys[0].public_key.as_slice(),
+        unhex(&v["ratchet"]["epochs"][1]["public_key"])
+    );
+    // The worker's side opens the request with epoch 1's private key; the reply opens with
+    // the reply private key, to the body given.
+    let private: [u8; 32] = unhex(&v["ratchet"]["epochs"][1]["private_key"])
+        .try_into()
+        .unwrap();
+    let sealed = unhex(&v["request"]["sealed"]);
+    let opened = open_request(&EpochKeys::from_private(1, &private).unwrap(), &sealed).unwrap();
+    assert_eq!(opened.body.as_slice(), unhex(&v["request"]["body"]));
+    assert_eq!(
+        opened.reply_key.as_slice(),
+        unhex(&v["request"]["reply_public_key"])
+    );
+    let reply_private: [u8; 32] = unhex(&v["request"]["reply_private_key"])
+        .try_into()
+        .unwrap();
+    let sealed_reply = unhex(&v["reply"]["sealed"]);
+    let reply_keys = ReplyKeys::from_private(&reply_private).unwrap();
+    assert_eq!(
+        open_reply(&reply_keys, &sealed, &sealed_reply).unwrap(),
+        unhex(&v["reply"]["body"])
+    );
+    let reply = midnit_worker::protocol::decode_reply(&unhex(&v["reply"]["body"])).unwrap();
+    assert_eq!(reply.outputs[0].width, 8);
+    // Python and TypeScript open the same reply.
+    for peer in [&PYTHON, &NODE] {
+        let args = [
+            v["request"]["reply_private_key"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            v["request"]["sealed"].as_str().unwrap().to_owned(),
+            v["reply"]["sealed"].as_str().unwrap().to_owned(),
+        ];
+        let back = run(peer, peer.open, &args);
+        assert_eq!(
+            unhex(&back["body"]),
+            unhex(&v["reply"]["body"]),
+            "{}",
+            peer.program
+        );
+    }
+}
