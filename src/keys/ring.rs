@@ -61,6 +61,8 @@ pub struct KeyringStatus {
     pub locked: bool,
     /// Requests remembered against replay.
     pub remembered: usize,
+    /// Past epochs' keys erased so far.
+    pub erased: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -133,6 +135,7 @@ struct Inner {
     public: [[u8; 32]; 2],
     stamp: Option<Stamp>,
     replay: Replay,
+    erased: u64,
 }
 
 impl Inner {
@@ -194,6 +197,7 @@ impl Inner {
         self.vault.erase(PREVIOUS);
         if let Some(p) = self.previous.take() {
             self.replay.forget_before(p + 1);
+            self.erased += 1;
         }
     }
 }
@@ -238,6 +242,7 @@ impl Keyring {
                 order: VecDeque::new(),
                 cap: replay_entries.max(1),
             },
+            erased: 0,
         };
         state.forward_to(state.epoch_at(now_ms));
         inner.install(&state);
@@ -291,9 +296,15 @@ impl Keyring {
         let mut inner = self.lock();
         inner.stamp = now_stamp;
         state.forward_to(inner.epoch.max(state.epoch_at(now_ms)));
-        let same = state.epoch == inner.epoch
-            && state.chain().keys().public_key() == inner.public[0]
+        // The same fleet's state, maybe ahead of this worker's clock: this worker's chain,
+        // moved to the file's epoch, is the file's chain.
+        let mut ours = EpochChain::new(inner.epoch, *inner.vault.slot(CHAIN));
+        while ours.epoch() < state.epoch {
+            ours.advance();
+        }
+        let same = ours.chain() == state.chain.as_ref()
             && *state.directory_key == *inner.vault.slot(DIRECTORY);
+        drop(ours);
         if !same {
             inner.install(&state);
             inner.replay.forget_before(u64::MAX);
@@ -407,6 +418,7 @@ impl Keyring {
             previous: inner.previous,
             locked: inner.vault.locked(),
             remembered: inner.replay.seen.len(),
+            erased: inner.erased,
         }
     }
 }
@@ -511,6 +523,47 @@ mod tests {
         assert_eq!(dir.key_for(10).unwrap().0, 0);
         assert_eq!(dir.key_for(MIN + 1).unwrap().0, 1);
         assert_eq!(dir.expires_ms, 2 * MIN);
+    }
+
+    #[test]
+    fn the_keyring_follows_its_state_file_and_takes_a_new_fleet_state_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        state().write(&path).unwrap();
+        let ring = Keyring::new(
+            KeyState::read(&path).unwrap(),
+            Some(path.clone()),
+            30,
+            100,
+            10,
+        )
+        .unwrap();
+        assert!(!ring.follow(10).unwrap(), "unchanged");
+        // The same fleet's state, rotated: nothing to replace.
+        let mut rotated = state();
+        rotated.forward_to(1);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        rotated.write(&path).unwrap();
+        assert!(!ring.follow(10).unwrap());
+        assert!(ring.open(&seal(0), false, 10).is_ok());
+        // Another fleet state (made again): its keys replace the old ones at once.
+        let other = KeyState {
+            chain: Zeroizing::new([9; 32]),
+            ..state()
+        };
+        other.write(&path).unwrap();
+        assert!(ring.follow(10).unwrap());
+        assert!(matches!(
+            ring.open(&seal(0), false, 10),
+            Err(OpenError::Reseal(_))
+        ));
+        let pk = other.chain().keys().public_key();
+        let sealed = seal_request(0, &pk, b"body", &ReplyKeys::generate()).unwrap();
+        assert!(ring.open(&sealed, false, 10).is_ok());
+        // An unreadable file keeps the keys held.
+        std::fs::write(&path, "not json").unwrap();
+        assert!(ring.follow(10).is_err());
+        assert_eq!(ring.status().epoch, 0);
     }
 
     #[test]

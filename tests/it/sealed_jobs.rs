@@ -302,6 +302,14 @@ async fn a_captured_sealed_request_opens_until_its_epoch_key_is_erased_and_never
     // `request.reseal` (retryable: seal again to the current key).
     worker.wait_for_log("the past epoch's private key is erased", 1);
     assert!(now_ms() >= erased_by);
+    let (_, metrics) = worker.get("/metrics");
+    let erasures = metrics
+        .lines()
+        .find(|l| l.starts_with("midnit_key_erasures_total "))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .expect("the erasure counter");
+    assert!(erasures >= 1.0, "{metrics}");
+    assert!(metrics.contains("midnit_key_epoch "), "{metrics}");
     let rx = client
         .send_raw(
             &captured,

@@ -117,9 +117,13 @@ pub fn keyring(k: &KeySettings) -> Result<Option<Keyring>, ServeError> {
 
 /// Moves the keyring with the epoch clock (every second) and follows its state file (every
 /// `follow`), until `stop`.
-async fn key_clock(keys: Arc<Keyring>, follow: Duration, stop: CancellationToken) {
+async fn key_clock(shared: Arc<Handling>, follow: Duration, stop: CancellationToken) {
+    let Some(keys) = shared.processor.keys.clone() else {
+        return;
+    };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last_follow = std::time::Instant::now();
+    let mut erased_seen = 0;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -139,6 +143,9 @@ async fn key_clock(keys: Arc<Keyring>, follow: Duration, stop: CancellationToken
                 "grace period over: the past epoch's private key is erased"
             );
         }
+        let status = keys.status();
+        shared.stats.keys(&status, status.erased - erased_seen);
+        erased_seen = status.erased;
         if last_follow.elapsed() >= follow {
             last_follow = std::time::Instant::now();
             match keys.follow(now) {
@@ -209,8 +216,12 @@ impl Running {
     /// Starts the key clock, if the worker has keys; it stops with the returned guard.
     fn key_clock(&self) -> tokio_util::sync::DropGuard {
         let stop = CancellationToken::new();
-        if let Some(keys) = &self.handling.processor.keys {
-            tokio::spawn(key_clock(keys.clone(), self.key_follow, stop.clone()));
+        if self.handling.processor.keys.is_some() {
+            tokio::spawn(key_clock(
+                self.handling.clone(),
+                self.key_follow,
+                stop.clone(),
+            ));
         }
         stop.drop_guard()
     }

@@ -76,6 +76,9 @@ pub struct Stats {
     reconnects: Counter,
     idle_wipes: Counter,
     crash_requeues: Counter,
+    key_epoch: Gauge,
+    key_previous_held: Gauge,
+    key_erasures: Counter,
 }
 
 impl std::fmt::Debug for Stats {
@@ -123,6 +126,9 @@ impl Default for Stats {
             renderer_rss: Histogram::new(exponential_buckets(8.0 * 1048576.0, 2.0, 11)),
             in_flight: Gauge::default(),
             ready: Gauge::default(),
+            key_epoch: Gauge::default(),
+            key_previous_held: Gauge::default(),
+            key_erasures: Counter::default(),
             dead_lettered: Counter::default(),
             returned: Counter::default(),
             reply_failed: Counter::default(),
@@ -194,6 +200,21 @@ impl Default for Stats {
             "crash_requeues",
             "Jobs requeued after their renderer crashed",
             stats.crash_requeues.clone(),
+        );
+        r.register(
+            "key_epoch",
+            "The epoch of the key sealed requests are sealed to now (0 with sealing off)",
+            stats.key_epoch.clone(),
+        );
+        r.register(
+            "key_previous_held",
+            "1 while a past epoch's private key is held for its grace period",
+            stats.key_previous_held.clone(),
+        );
+        r.register(
+            "key_erasures",
+            "Past epochs' private keys erased after their grace period",
+            stats.key_erasures.clone(),
         );
         stats
     }
@@ -267,6 +288,15 @@ impl Stats {
     /// Counts an idle connection replaced.
     pub fn idle_wiped(&self) {
         self.idle_wipes.inc();
+    }
+
+    /// Where the keyring stands, and how many past keys were erased since the last call.
+    pub(super) fn keys(&self, status: &crate::keys::KeyringStatus, newly_erased: u64) {
+        self.key_epoch
+            .set(i64::try_from(status.epoch).unwrap_or(i64::MAX));
+        self.key_previous_held
+            .set(i64::from(status.previous.is_some()));
+        self.key_erasures.inc_by(newly_erased);
     }
 
     pub(super) fn reply_failed(&self) {
