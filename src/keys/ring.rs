@@ -423,15 +423,7 @@ impl Keyring {
     }
 }
 
-/// Overwrites the stack below the caller, where key derivations and signatures leave copies
-/// of key material in dead frames.
-#[inline(never)]
-fn scrub_stack() {
-    let mut scratch = [0u8; 32 * 1024];
-    // SAFETY: `scratch` is a live local array of that length.
-    unsafe { libc::explicit_bzero(scratch.as_mut_ptr().cast(), scratch.len()) };
-    std::hint::black_box(&scratch);
-}
+use crate::wipe::scrub_stack;
 
 #[cfg(test)]
 mod tests {

@@ -253,6 +253,7 @@ impl Processor {
                 presets,
             };
             let job = intake(unsealed.body, &meta, &limits, spill, &job_ledger);
+            crate::wipe::scrub_stack();
             (job, digest, unsealed.reply)
         });
         let (job, request_sha256, reply_to_key) = intake_task.await.unwrap_or_else(|_| {
@@ -305,6 +306,7 @@ impl Processor {
                 );
                 drop(plain);
             }
+            crate::wipe::scrub_stack();
             sealed
         };
         let fallback = sealing.clone();

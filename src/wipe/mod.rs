@@ -70,7 +70,23 @@ pub fn cbor_from_slice<T: serde::de::DeserializeOwned>(
 /// which must not stall the async runtime and must be done before the receipt is taken.
 pub async fn off_runtime<T: Send + 'static>(value: T) {
     // A panic while dropping has already unwound on the pool; nothing is left to wipe here.
-    let _ = tokio::task::spawn_blocking(move || drop(value)).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        drop(value);
+        scrub_stack();
+    })
+    .await;
+}
+
+/// Overwrites 64 KiB of the stack below the caller: dead frames of the calls it made (a
+/// hasher's last block, a cipher's or decoder's scratch, a derived key) keep copies of what
+/// they held until the stack is used again. Called where a thread finishes with job bytes or
+/// key material.
+#[inline(never)]
+pub fn scrub_stack() {
+    let mut scratch = [0u8; 64 * 1024];
+    // SAFETY: `scratch` is a live local array of that length.
+    unsafe { libc::explicit_bzero(scratch.as_mut_ptr().cast(), scratch.len()) };
+    std::hint::black_box(&scratch);
 }
 
 /// Milliseconds since the Unix epoch, for receipts and logs.

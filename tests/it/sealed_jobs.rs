@@ -458,6 +458,21 @@ async fn shared_structure(seed: u64) -> Vec<Vec<u8>> {
     out
 }
 
+/// Forgets what `files` share with the files of `structure` from their start (headers) plus
+/// eight bytes: a window that reaches fewer than eight bytes past a shared header matches
+/// another job's file of the same shape one time in 2^(8·k), which the broker, holding many,
+/// would show.
+fn forget_headers(canaries: &mut Canaries, files: &[Vec<u8>], structure: &[Vec<u8>]) {
+    for f in files {
+        for r in structure {
+            let common = f.iter().zip(r).take_while(|(a, b)| a == b).count();
+            if common > 0 {
+                canaries.forget(&f[..f.len().min(common + 8 + 31)]);
+            }
+        }
+    }
+}
+
 /// The outputs of the canary jobs of `seed`, rendered here.
 async fn reference_outputs(seed: u64) -> Vec<Vec<u8>> {
     let processor =
@@ -524,9 +539,17 @@ async fn jobs_then_scan_broker(
     }
     add_outputs(&mut canaries, &outputs);
     // Likewise the outputs' headers (the same in any output of that size and format).
-    for other in shared_structure(seed).await {
-        canaries.forget(&other);
+    let structure = shared_structure(seed).await;
+    for other in &structure {
+        canaries.forget(other);
     }
+    let mut files: Vec<Vec<u8>> = jobs
+        .requests
+        .iter()
+        .flat_map(|r| r.inputs.values().map(|b| b.to_vec()))
+        .collect();
+    files.extend(outputs.iter().cloned());
+    forget_headers(&mut canaries, &files, &structure);
     client.close().await;
     drop(worker);
     delete_queue(&queue).await;
@@ -636,9 +659,17 @@ async fn relay_and_scan(
         relays.push(relay);
     }
     add_outputs(&mut canaries, &outputs);
-    for other in shared_structure(seed).await {
-        canaries.forget(&other);
+    let structure = shared_structure(seed).await;
+    for other in &structure {
+        canaries.forget(other);
     }
+    let mut files: Vec<Vec<u8>> = jobs
+        .requests
+        .iter()
+        .flat_map(|r| r.inputs.values().map(|b| b.to_vec()))
+        .collect();
+    files.extend(outputs.iter().cloned());
+    forget_headers(&mut canaries, &files, &structure);
     let other = midnit_worker::tools::samples::noise(SHAPE.png.0, SHAPE.png.1, seed ^ 0xffff);
     canaries.forget(&uncompressed_png(&other));
     let mut found = HashMap::new();
@@ -736,4 +767,75 @@ fn keys_init_keeps_a_given_directory_key_and_rotate_overwrites_the_stored_chain(
     assert!(ok, "{text}");
     let d = KeyDirectory::verify(&std::fs::read(&out).unwrap(), &expected, now_ms()).unwrap();
     assert_eq!(d.keys.len(), 2);
+}
+
+#[test]
+fn submit_sealed_seals_to_the_workers_directory_and_its_receipt_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, pinned) = keys_init(dir.path(), 3600);
+    let seed = dir.path().join("receipt.key");
+    std::fs::write(&seed, "cd".repeat(32)).unwrap();
+    let queue = unique_queue("sealed-submit");
+    let worker = spawn_binary_env(
+        &queue,
+        1,
+        &[
+            ("MIDNIT_SEALED", "required"),
+            ("MIDNIT_KEY_STATE_FILE", state.to_str().unwrap()),
+            ("MIDNIT_RECEIPT_KEY_FILE", seed.to_str().unwrap()),
+        ],
+    );
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/examples/multi-size.json");
+    let submit = |extra: &[&str], out: &Path| {
+        Command::new(BIN)
+            .args(["submit", example, "--out"])
+            .arg(out)
+            .args(extra)
+            .env("MIDNIT_AMQP_URL", amqp_url())
+            .env("MIDNIT_QUEUE", &queue)
+            .env("MIDNIT_HTTP_ADDR", worker.http_addr())
+            .output()
+            .unwrap()
+    };
+    let out = dir.path().join("out");
+    let sealed = submit(
+        &["--sealed", "--directory-key", &midnit_client::hex(&pinned)],
+        &out,
+    );
+    assert!(
+        sealed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sealed.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&sealed.stdout).unwrap();
+    assert_eq!(printed["status"], "ok", "{printed}");
+    assert!(printed["receipt"]["sealed"]["epoch"].is_u64(), "{printed}");
+    image::load_from_memory(&std::fs::read(out.join("large.jpg")).unwrap()).unwrap();
+    let file = dir.path().join("reply.json");
+    std::fs::write(&file, &sealed.stdout).unwrap();
+    let key = midnit_worker::wipe::ReceiptSigner::from_seed(&[0xcd; 32]).public_key_hex();
+    let verified = Command::new(BIN)
+        .args(["verify-receipt", "--public-key", &key])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    // Another pinned key: the directory is refused before anything is sent.
+    let forged = submit(&["--sealed", "--directory-key", &"11".repeat(32)], &out);
+    assert!(!forged.status.success());
+    assert!(String::from_utf8_lossy(&forged.stderr).contains("not signed by the pinned"));
+    // Plaintext to a worker that takes only sealed jobs.
+    let plain = submit(&[], &out);
+    let printed: serde_json::Value = serde_json::from_slice(&plain.stdout).unwrap();
+    assert_eq!(
+        printed["error"]["code"], "request.sealed_required",
+        "{printed}"
+    );
+    drop(worker);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(delete_queue(&queue));
 }

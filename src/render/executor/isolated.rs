@@ -170,6 +170,7 @@ impl Isolated {
                 // exits.
                 job.inputs
                     .retain(|i| !matches!(i.data, crate::job::InputData::Memory(_)));
+                crate::wipe::scrub_stack();
                 (encoded, job)
             })
             .await
@@ -262,7 +263,9 @@ impl Isolated {
             let (plans, limits) = (std::mem::take(&mut job.outputs), self.limits.clone());
             // Checking copies the outputs into the job's buffers: off the runtime too.
             return tokio::task::spawn_blocking(move || {
-                accept(&first, &report, &plans, &limits, &ledger)
+                let accepted = accept(&first, &report, &plans, &limits, &ledger);
+                crate::wipe::scrub_stack();
+                accepted
             })
             .await
             .unwrap_or_else(|_| Err(internal("checking the renderer's answer failed")));
