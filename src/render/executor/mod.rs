@@ -79,6 +79,8 @@ impl Executor for InProcess {
                 let _slot = slot;
                 let result = catch_unwind(AssertUnwindSafe(|| render(&job, &limits)));
                 drop(job);
+                // Decoders and resizers leave rows of pixels in dead frames of this thread.
+                crate::wipe::scrub_stack();
                 result
             });
             match tokio::time::timeout(self.limits.job_timeout(), task).await {
