@@ -57,9 +57,8 @@ pub async fn submit(
     // What the attestation names: the opened request, or the sealed bytes the worker could
     // not open.
     let (bytes, attested) = match &call {
-        Some(c) if midnit_client::sealed::is_sealed_reply(&bytes) => (c.open(&bytes)?, &body),
-        Some(c) => (c.open(&bytes)?, &c.sealed),
-        None => (bytes, &body),
+        Some(c) => c.open_attested(&bytes, &body)?,
+        None => (bytes, body.as_slice()),
     };
     let reply = crate::protocol::decode_reply(&bytes)?;
     request_file::write_outputs(&reply, out)?;

@@ -8,8 +8,7 @@
 
 use crate::harness::*;
 use crate::memscan::{
-    add_outputs, canary_jobs_shaped, files_under, keep_outputs, scan_process, uncompressed_png,
-    Canaries, Shape,
+    add_outputs, canary_jobs_shaped, files_under, keep_outputs, scan_process, Canaries, Shape,
 };
 use midnit_client::sealed::{open_request, EpochChain, SealedCall};
 use midnit_client::{KeyDirectory, Options, RenderError};
@@ -473,6 +472,26 @@ fn forget_headers(canaries: &mut Canaries, files: &[Vec<u8>], structure: &[Vec<u
     }
 }
 
+/// Leaves out of the search what the canary jobs of `seed` share with any job of their shape:
+/// windows the reference jobs hold too, and windows that reach just past a shared header.
+async fn forget_shared(
+    canaries: &mut Canaries,
+    requests: &[midnit_worker::protocol::Request],
+    outputs: &[Vec<u8>],
+    seed: u64,
+) {
+    let structure = shared_structure(seed).await;
+    for other in &structure {
+        canaries.forget(other);
+    }
+    let mut files: Vec<Vec<u8>> = requests
+        .iter()
+        .flat_map(|r| r.inputs.values().map(|b| b.to_vec()))
+        .collect();
+    files.extend(outputs.iter().cloned());
+    forget_headers(canaries, &files, &structure);
+}
+
 /// The outputs of the canary jobs of `seed`, rendered here.
 async fn reference_outputs(seed: u64) -> Vec<Vec<u8>> {
     let processor =
@@ -509,9 +528,6 @@ async fn jobs_then_scan_broker(
     );
     let jobs = canary_jobs_shaped(seed, &SHAPE);
     let mut canaries = jobs.canaries;
-    // The PNG signature and header are the same in every 320×240 PNG: not this job's data.
-    let other = midnit_worker::tools::samples::noise(SHAPE.png.0, SHAPE.png.1, seed ^ 0xffff);
-    canaries.forget(&uncompressed_png(&other));
     let conn = lapin::Connection::connect(&amqp_url(), Default::default())
         .await
         .unwrap();
@@ -538,18 +554,7 @@ async fn jobs_then_scan_broker(
         keep_outputs(&mut outputs, &reply);
     }
     add_outputs(&mut canaries, &outputs);
-    // Likewise the outputs' headers (the same in any output of that size and format).
-    let structure = shared_structure(seed).await;
-    for other in &structure {
-        canaries.forget(other);
-    }
-    let mut files: Vec<Vec<u8>> = jobs
-        .requests
-        .iter()
-        .flat_map(|r| r.inputs.values().map(|b| b.to_vec()))
-        .collect();
-    files.extend(outputs.iter().cloned());
-    forget_headers(&mut canaries, &files, &structure);
+    forget_shared(&mut canaries, &jobs.requests, &outputs, seed).await;
     client.close().await;
     drop(worker);
     delete_queue(&queue).await;
@@ -659,19 +664,7 @@ async fn relay_and_scan(
         relays.push(relay);
     }
     add_outputs(&mut canaries, &outputs);
-    let structure = shared_structure(seed).await;
-    for other in &structure {
-        canaries.forget(other);
-    }
-    let mut files: Vec<Vec<u8>> = jobs
-        .requests
-        .iter()
-        .flat_map(|r| r.inputs.values().map(|b| b.to_vec()))
-        .collect();
-    files.extend(outputs.iter().cloned());
-    forget_headers(&mut canaries, &files, &structure);
-    let other = midnit_worker::tools::samples::noise(SHAPE.png.0, SHAPE.png.1, seed ^ 0xffff);
-    canaries.forget(&uncompressed_png(&other));
+    forget_shared(&mut canaries, &jobs.requests, &outputs, seed).await;
     let mut found = HashMap::new();
     for mut relay in relays {
         let (hits, _, scanned) = scan_process(relay.id() as i32, &canaries);

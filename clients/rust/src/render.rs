@@ -159,8 +159,7 @@ impl Client {
         // A sealed reply attests the opened request; a plaintext one (an error: the worker
         // could not open the request) attests the sealed bytes it received.
         let (bytes, attested_body) = match &call {
-            Some(call) if crate::sealed::is_sealed_reply(&raw) => (call.open(&raw)?, body),
-            Some(call) => (call.open(&raw)?, call.sealed.as_slice()),
+            Some(call) => call.open_attested(&raw, body)?,
             None => (raw, body),
         };
         let reply = decode_reply(&bytes).map_err(|e| ClientError::BadReply(e.to_string()))?;

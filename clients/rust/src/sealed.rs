@@ -80,6 +80,22 @@ impl SealedCall {
         })
     }
 
+    /// [`SealedCall::open`], with the request body the reply's attestation names: the opened
+    /// v1 `body` for a sealed reply, the sealed bytes for a plaintext one (the worker could not
+    /// open them).
+    pub fn open_attested<'a>(
+        &'a self,
+        reply: &[u8],
+        body: &'a [u8],
+    ) -> Result<(Vec<u8>, &'a [u8]), SealError> {
+        let attested = if is_sealed_reply(reply) {
+            body
+        } else {
+            self.sealed.as_slice()
+        };
+        Ok((self.open(reply)?, attested))
+    }
+
     /// The v1 reply body in `reply`: opened if sealed; if plaintext, only an error reply is
     /// let through (a worker that could not open the request cannot seal its answer).
     pub fn open(&self, reply: &[u8]) -> Result<Vec<u8>, SealError> {
