@@ -324,7 +324,6 @@ impl Keyring {
             SealError::Malformed(what) => OpenError::Malformed(what),
             _ => OpenError::Malformed("request"),
         })?;
-        let digest = crate::wipe::sha256(sealed);
         let (private, erased_by) = {
             let inner = self.lock();
             let slot = if epoch == inner.epoch {
@@ -358,6 +357,7 @@ impl Keyring {
         drop(private);
         scrub_stack();
         let opened = opened?;
+        let digest = crate::wipe::sha256(sealed);
         if !self.lock().replay.claim(digest, epoch, redelivered) {
             return Err(OpenError::Replayed);
         }

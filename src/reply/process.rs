@@ -181,7 +181,11 @@ impl Processor {
             )),
             (_, true, Some(keys)) => {
                 let opened = keys.open(body.as_slice(), redelivered, now_unix_ms());
-                let received = crate::wipe::sha256(body.as_slice());
+                // Hashed once: by the keyring when it opens, here only when it does not.
+                let received = match &opened {
+                    Ok(o) => o.request_sha256,
+                    Err(_) => crate::wipe::sha256(body.as_slice()),
+                };
                 let ledger = body.ledger().clone();
                 let mut sealed = body;
                 sealed.rename("request.sealed");
