@@ -351,6 +351,8 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             cli::print_reply(&sent.reply, Some(submitted), &out)?;
         }
         Command::Render { request, out } => {
+            // One job, then exit: the C codecs (HEIC, AVIF, lossy WebP) may run here.
+            midnit_worker::render::codecs::allow_c_codecs();
             let reply = cli::render(&config, &request, &out).await?;
             cli::print_reply(&reply, None, &out)?;
         }

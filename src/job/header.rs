@@ -13,17 +13,44 @@ pub enum InputFormat {
     WebP,
     /// GIF (first frame).
     Gif,
+    /// HEIF with HEVC coding (HEIC): still images, grids, alpha, 10-bit. Decoded by libheif
+    /// (C), so only in a single-use renderer.
+    Heic,
+    /// AVIF (HEIF with AV1 coding); a sequence renders its primary image. Decoded by libheif
+    /// (C), so only in a single-use renderer.
+    Avif,
+    /// JPEG XL (first keyframe), decoded by jxl-oxide.
+    Jxl,
 }
 
 impl InputFormat {
-    /// The `image` crate's format.
-    pub fn image_format(self) -> image::ImageFormat {
+    /// The `image` crate's format, for the formats it decodes.
+    pub fn image_format(self) -> Option<image::ImageFormat> {
         match self {
-            Self::Jpeg => image::ImageFormat::Jpeg,
-            Self::Png => image::ImageFormat::Png,
-            Self::WebP => image::ImageFormat::WebP,
-            Self::Gif => image::ImageFormat::Gif,
+            Self::Jpeg => Some(image::ImageFormat::Jpeg),
+            Self::Png => Some(image::ImageFormat::Png),
+            Self::WebP => Some(image::ImageFormat::WebP),
+            Self::Gif => Some(image::ImageFormat::Gif),
+            Self::Heic | Self::Avif | Self::Jxl => None,
         }
+    }
+
+    /// The name people know the format by.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Jpeg => "JPEG",
+            Self::Png => "PNG",
+            Self::WebP => "WebP",
+            Self::Gif => "GIF",
+            Self::Heic => "HEIC",
+            Self::Avif => "AVIF",
+            Self::Jxl => "JPEG XL",
+        }
+    }
+
+    /// Whether its decoder is a C library (allowed only in a single-use process).
+    pub fn needs_c(self) -> bool {
+        matches!(self, Self::Heic | Self::Avif)
     }
 }
 

@@ -42,6 +42,16 @@ crate::settings! {
         /// Most entropy-coded scans a JPEG input may have (progressive JPEGs have about ten).
         max_jpeg_scans: u32 = 100, "100",
             "most scans a JPEG input may have (progressive photos have about ten) → `limits.complexity`";
+        /// Most tiles a HEIF/AVIF grid image may declare (a 48 MP iPhone photo has 48).
+        max_tiles: u32 = 1_024, "1024",
+            "most tiles a HEIC/AVIF grid image may declare → `limits.complexity`";
+        /// Accept HEIC inputs (HEVC; its patent licensing is the operator's call).
+        accept_heic: bool = true, "true",
+            "decode HEIC inputs (HEVC: whether its patent licences apply is the operator's call); off → `input.unsupported_format`";
+        /// Accept AVIF inputs.
+        accept_avif: bool = true, "true", "decode AVIF inputs; off → `input.unsupported_format`";
+        /// Accept JPEG XL inputs.
+        accept_jxl: bool = true, "true", "decode JPEG XL inputs; off → `input.unsupported_format`";
         /// Largest reply, in bytes: outputs, receipt and envelope together. Must stay under the
         /// broker's `max_message_size` (RabbitMQ: 128 MiB by default).
         max_reply_bytes: usize = 64 << 20, "67108864",

@@ -9,7 +9,7 @@ pub use crate::recipe::Fit;
 pub use header::{Header, InputFormat};
 pub use limits::Limits;
 
-use crate::recipe::Recipe;
+use crate::recipe::{Color, Gravity, Recipe};
 use crate::wipe::{Ledger, SecretBuf, SpillFile};
 use serde::de::{self, Deserializer, Unexpected};
 use serde::{Deserialize, Serialize};
@@ -83,13 +83,21 @@ impl std::fmt::Debug for InputData {
 /// Output encodings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
-    /// Baseline JPEG (alpha is flattened onto white).
+    /// JPEG: progressive by default, optimised Huffman tables (alpha is flattened onto the
+    /// background, white by default).
     Jpeg,
-    /// PNG.
+    /// PNG (truecolour, or a palette of at most 256 colours).
     Png,
-    /// Lossless WebP.
+    /// WebP: lossy by default, lossless on request.
     WebP,
+    /// AVIF (AV1 still image).
+    Avif,
+    /// A ThumbHash placeholder: a few dozen bytes the app renders as a blurred preview.
+    Thumbhash,
 }
+
+/// Every output format, in the order the docs list them.
+pub const OUTPUT_FORMATS: &str = "`jpeg`, `png`, `webp`, `avif`, `thumbhash`";
 
 impl OutputFormat {
     /// The wire name.
@@ -98,6 +106,8 @@ impl OutputFormat {
             Self::Jpeg => "jpeg",
             Self::Png => "png",
             Self::WebP => "webp",
+            Self::Avif => "avif",
+            Self::Thumbhash => "thumbhash",
         }
     }
 
@@ -107,6 +117,9 @@ impl OutputFormat {
             Self::Jpeg => data.starts_with(&[0xFF, 0xD8, 0xFF]),
             Self::Png => data.starts_with(b"\x89PNG\r\n\x1a\n"),
             Self::WebP => data.len() >= 12 && &data[..4] == b"RIFF" && &data[8..12] == b"WEBP",
+            Self::Avif => data.len() >= 12 && &data[4..8] == b"ftyp" && &data[8..12] == b"avif",
+            // A ThumbHash is at least its 5-byte header and at most a few dozen bytes.
+            Self::Thumbhash => (5..=64).contains(&data.len()),
         }
     }
 
@@ -116,13 +129,63 @@ impl OutputFormat {
             "jpeg" | "jpg" => Some(Self::Jpeg),
             "png" => Some(Self::Png),
             "webp" => Some(Self::WebP),
+            "avif" => Some(Self::Avif),
+            "thumbhash" => Some(Self::Thumbhash),
             _ => None,
         }
+    }
+
+    /// The quality used when a request names none.
+    pub fn default_quality(self) -> u8 {
+        match self {
+            Self::Jpeg => 85,
+            Self::WebP => 80,
+            Self::Avif => 65,
+            Self::Png | Self::Thumbhash => 100,
+        }
+    }
+
+    /// Whether the format has a lossy quality a `max_bytes` search can lower.
+    pub fn lossy(self) -> bool {
+        matches!(self, Self::Jpeg | Self::WebP | Self::Avif)
+    }
+}
+
+/// Chroma subsampling of a JPEG output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Chroma {
+    /// Colour at half resolution both ways: the default, right for photos.
+    #[default]
+    #[serde(rename = "420")]
+    C420,
+    /// Colour at half resolution horizontally.
+    #[serde(rename = "422")]
+    C422,
+    /// Colour at full resolution: for text, line art and graphics.
+    #[serde(rename = "444")]
+    C444,
+}
+
+impl Chroma {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::C420 => "420",
+            Self::C422 => "422",
+            Self::C444 => "444",
+        }
+    }
+
+    /// The subsampling with this wire name.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::C420, Self::C422, Self::C444]
+            .into_iter()
+            .find(|c| c.as_str() == name)
     }
 }
 
 /// One checked output request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutputPlan {
     /// Output name.
     pub name: String,
@@ -134,10 +197,31 @@ pub struct OutputPlan {
     pub height: Option<u32>,
     /// Fit mode.
     pub fit: Fit,
-    /// JPEG quality.
+    /// Lossy quality (JPEG, lossy WebP, AVIF): the request's, or the format's default.
     pub quality: u8,
     /// May the output be larger than the source.
     pub upscale: bool,
+    /// WebP: lossless instead of lossy.
+    pub lossless: bool,
+    /// AVIF: encoder speed, 1 (slowest, smallest) to 10.
+    pub speed: u8,
+    /// JPEG: progressive scans.
+    pub progressive: bool,
+    /// JPEG: chroma subsampling.
+    pub chroma: Chroma,
+    /// Largest encoding wanted, in bytes: the quality is lowered (a bounded search) to fit.
+    pub max_bytes: Option<u32>,
+    /// PNG: quantised to a palette of at most 256 colours.
+    pub palette: bool,
+    /// Which part a `cover` crop keeps, and where a letterboxed picture sits.
+    pub gravity: Gravity,
+    /// Focal point of a `cover` crop (fractions of the picture as shown); overrides gravity.
+    pub focal: Option<[f32; 2]>,
+    /// Colour behind the picture: letterboxing (`contain` with both sides), padding, and what
+    /// transparency is flattened onto for JPEG.
+    pub background: Option<Color>,
+    /// Pixels of background added on every side.
+    pub padding: u32,
 }
 
 impl Serialize for OutputFormat {
@@ -150,7 +234,10 @@ impl<'de> Deserialize<'de> for OutputFormat {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         Self::parse(&s).ok_or_else(|| {
-            de::Error::invalid_value(Unexpected::Other("format"), &"one of `jpeg`, `png`, `webp`")
+            de::Error::invalid_value(
+                Unexpected::Other("format"),
+                &"one of `jpeg`, `png`, `webp`, `avif`, `thumbhash`",
+            )
         })
     }
 }
@@ -166,6 +253,16 @@ impl OutputPlan {
             fit: Some(self.fit.as_str().into()),
             quality: Some(self.quality),
             upscale: Some(self.upscale),
+            lossless: Some(self.lossless),
+            speed: Some(self.speed),
+            progressive: Some(self.progressive),
+            chroma: Some(self.chroma.as_str().into()),
+            max_bytes: self.max_bytes,
+            palette: Some(self.palette),
+            gravity: Some(self.gravity.as_str().into()),
+            focal: self.focal,
+            background: self.background.map(|c| c.to_hex()),
+            padding: Some(self.padding),
         }
     }
 }

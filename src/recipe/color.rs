@@ -39,6 +39,12 @@ impl Color {
         }
     }
 
+    /// The colour as `#rrggbbaa`.
+    pub fn to_hex(self) -> String {
+        let [r, g, b, a] = self.0;
+        format!("#{r:02x}{g:02x}{b:02x}{a:02x}")
+    }
+
     /// The colour premultiplied by its alpha and by `opacity` (0–1), as 0–255 floats.
     pub fn premultiplied(self, opacity: f32) -> [f32; 4] {
         let a = f32::from(self.0[3]) / 255.0 * opacity;
@@ -53,8 +59,7 @@ impl Color {
 
 impl Serialize for Color {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let [r, g, b, a] = self.0;
-        s.serialize_str(&format!("#{r:02x}{g:02x}{b:02x}{a:02x}"))
+        s.serialize_str(&self.to_hex())
     }
 }
 

@@ -144,6 +144,57 @@ pub enum Gravity {
     Southwest,
 }
 
+impl Gravity {
+    /// Every gravity, in wire order.
+    pub const ALL: [Gravity; 9] = [
+        Self::Center,
+        Self::North,
+        Self::South,
+        Self::East,
+        Self::West,
+        Self::Northeast,
+        Self::Northwest,
+        Self::Southeast,
+        Self::Southwest,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Center => "center",
+            Self::North => "north",
+            Self::South => "south",
+            Self::East => "east",
+            Self::West => "west",
+            Self::Northeast => "northeast",
+            Self::Northwest => "northwest",
+            Self::Southeast => "southeast",
+            Self::Southwest => "southwest",
+        }
+    }
+
+    /// The gravity with this wire name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|g| g.as_str() == name)
+    }
+
+    /// Where along each axis the gravity anchors: 0 (left/top), 0.5 or 1 (right/bottom).
+    pub fn fractions(self) -> (f64, f64) {
+        use Gravity::*;
+        let fx = match self {
+            West | Northwest | Southwest => 0.0,
+            East | Northeast | Southeast => 1.0,
+            _ => 0.5,
+        };
+        let fy = match self {
+            North | Northwest | Northeast => 0.0,
+            South | Southwest | Southeast => 1.0,
+            _ => 0.5,
+        };
+        (fx, fy)
+    }
+}
+
 /// Default values, as functions for serde.
 mod defaults {
     use super::{Color, Fit};

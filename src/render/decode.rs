@@ -6,7 +6,7 @@ use crate::job::InputFormat;
 use crate::job::Limits;
 use crate::job::{Input, InputData, OutputPlan};
 use crate::protocol::{ErrorCode, JobError};
-use crate::wipe::Ledger;
+use crate::wipe::{Ledger, SecretBuf};
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageError, ImageReader};
 use std::io::{BufRead, BufReader, Cursor, Read, Seek};
@@ -49,7 +49,10 @@ pub fn decode_shrunk(
 ) -> Result<Decoded, JobError> {
     let name = &input.name;
     let fail = |e: ImageError| decode_error(name, e);
-    let mut reader = ImageReader::with_format(open(input)?, input.header.format.image_format());
+    let Some(format) = input.header.format.image_format() else {
+        return decode_other(input, limits, ledger);
+    };
+    let mut reader = ImageReader::with_format(open(input)?, format);
     reader.limits(decoder_limits(limits));
     let mut decoder = reader.into_decoder().map_err(fail)?;
     // Metadata problems are not fatal: a broken EXIF block means "no rotation".
@@ -150,7 +153,13 @@ fn decode_plain(
     orientation: Orientation,
     icc: Option<Vec<u8>>,
 ) -> Result<Decoded, JobError> {
-    let mut reader = ImageReader::with_format(open(input)?, input.header.format.image_format());
+    let format = input.header.format.image_format().ok_or_else(|| {
+        JobError::new(
+            ErrorCode::Internal,
+            "decode_plain is for the image crate's formats",
+        )
+    })?;
+    let mut reader = ImageReader::with_format(open(input)?, format);
     reader.limits(decoder_limits(limits));
     let image = reader.decode().map_err(|e| decode_error(&input.name, e))?;
     let full = (image.width(), image.height());
@@ -161,6 +170,31 @@ fn decode_plain(
         orientation,
         icc,
     })
+}
+
+/// HEIC, AVIF and JPEG XL: decoders that want the whole file in memory.
+fn decode_other(input: &Input, limits: &Limits, ledger: &Ledger) -> Result<Decoded, JobError> {
+    let name = &input.name;
+    if input.header.format.needs_c() {
+        // Refused before the file is even read, in a process where C codecs may not run.
+        super::codecs::require_c(&format!("inputs.{name} ({})", input.header.format.label()))?;
+    }
+    let bytes;
+    let data = match &input.data {
+        InputData::Memory(buf) => buf.as_slice(),
+        _ => {
+            let mut buf = SecretBuf::with_capacity(0, format!("input.{name}.read"), ledger);
+            std::io::copy(&mut open(input)?, &mut buf).map_err(|e| {
+                JobError::new(ErrorCode::Internal, format!("reading spill file: {e}"))
+            })?;
+            bytes = buf;
+            bytes.as_slice()
+        }
+    };
+    match input.header.format {
+        InputFormat::Jxl => super::codecs::jxl::decode(data, name, limits, ledger),
+        _ => super::codecs::heif::decode(data, name, limits, ledger),
+    }
 }
 
 /// A reader over an input's bytes, wherever they are.

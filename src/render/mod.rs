@@ -3,6 +3,7 @@
 //! confined renderer process per job by default, or the worker's own threads).
 
 pub mod cmyk;
+pub mod codecs;
 pub mod color;
 pub mod compose;
 pub mod decode;

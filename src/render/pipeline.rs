@@ -25,6 +25,8 @@ pub struct RenderedOutput {
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
+    /// The quality used, for a lossy format.
+    pub quality: Option<u8>,
     /// The encoded image.
     pub data: SecretBuf,
 }
@@ -107,7 +109,7 @@ pub fn output_pixels(job: &Job) -> u64 {
         (None, None) => return 0,
     };
     let area = |o: image::metadata::Orientation, plan: &OutputPlan| {
-        let (w, h) = geometry::plan(source.0, source.1, o, plan).output;
+        let (w, h) = geometry::plan(source.0, source.1, o, plan).canvas;
         u64::from(w) * u64::from(h)
     };
     job.outputs
@@ -181,20 +183,22 @@ fn render_output(
         let (l, t, w, h) = geometry.crop;
         geometry.crop = (l * sx, t * sy, w * sx, h * sy);
     }
-    check_output(plan, geometry.output, limits)?;
+    check_output(plan, geometry.canvas, limits)?;
     let artifact = format!("pixels.{}.resized", plan.name);
     let resized = resize::resize(src, &geometry, artifact, &job.ledger)?;
     let oriented = geometry::orient(resized, decoded.orientation, &job.ledger);
     let srgb = color.apply(oriented, &job.ledger);
+    let framed = geometry::frame_pixels(srgb, plan, &geometry, &job.ledger);
     let resized_at = Instant::now();
     timings.resize += resized_at - started;
-    let data = encode::encode(&srgb, plan, color.kept_profile(), &job.ledger)?;
+    let (data, quality) = encode::encode(&framed, plan, color.kept_profile(), &job.ledger)?;
     timings.encode += resized_at.elapsed();
     Ok(RenderedOutput {
         name: plan.name.clone(),
         format: plan.format,
-        width: srgb.width,
-        height: srgb.height,
+        width: framed.width,
+        height: framed.height,
+        quality,
         data,
     })
 }

@@ -59,6 +59,8 @@ struct OutputView<'a> {
     format: OutputFormat,
     width: u32,
     height: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quality: Option<u8>,
     data: &'a serde_bytes::Bytes,
 }
 
@@ -122,6 +124,7 @@ pub fn seal(result: Result<Rendered, JobError>, s: &Sealing<'_>) -> Sealed {
                     format: o.format,
                     width: o.width,
                     height: o.height,
+                    quality: o.quality,
                     data: serde_bytes::Bytes::new(o.data.as_slice()),
                 })
                 .collect();

@@ -102,6 +102,9 @@ pub struct PrintedOutput {
     pub width: u32,
     /// Height.
     pub height: u32,
+    /// The quality used (lossy formats).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<u8>,
     /// Size in bytes.
     pub bytes: usize,
     /// SHA-256 (hex).
@@ -212,6 +215,7 @@ pub fn print_reply(
                 format: o.format.clone(),
                 width: o.width,
                 height: o.height,
+                quality: o.quality,
                 bytes: o.data.len(),
                 sha256: crate::wipe::hex(&crate::wipe::sha256(&o.data)),
             })

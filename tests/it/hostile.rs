@@ -340,6 +340,7 @@ fn png_output(name: &str, w: u32, h: u32, data: Vec<u8>) -> OutputMessage<serde_
         format: midnit_worker::job::OutputFormat::Png,
         width: w,
         height: h,
+        quality: None,
         data: serde_bytes::ByteBuf::from(data),
     }
 }

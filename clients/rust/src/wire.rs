@@ -35,7 +35,7 @@ pub const SENT_HEADER: &str = "x-midnit-sent-ms";
 pub struct Request {
     /// Contract version; must be 1.
     pub v: u32,
-    /// Named source images, as encoded bytes (JPEG, PNG, WebP or GIF).
+    /// Named source images, as encoded bytes (JPEG, PNG, WebP, GIF, HEIC, AVIF or JPEG XL).
     pub inputs: BTreeMap<String, ByteBuf>,
     /// The generation recipe; absent for a thumbnail/convert job of the single input.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -50,12 +50,12 @@ pub struct Request {
 }
 
 /// One requested output.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputSpec {
     /// Name of the output, unique in the request; echoed in the reply.
     pub name: String,
-    /// `jpeg`, `png` or `webp`.
+    /// `jpeg`, `png`, `webp`, `avif` or `thumbhash`.
     pub format: String,
     /// Bounding width in pixels (absent: from height and aspect ratio, or the source's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -66,12 +66,48 @@ pub struct OutputSpec {
     /// `contain` (default), `cover` or `fill`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fit: Option<String>,
-    /// JPEG quality 1–100 (default 85). WebP output is lossless and ignores it.
+    /// Lossy quality 1–100 (JPEG, lossy WebP, AVIF; defaults 85, 80, 65).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quality: Option<u8>,
     /// Allow the output to be larger than the source (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upscale: Option<bool>,
+    /// WebP: lossless instead of lossy (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lossless: Option<bool>,
+    /// AVIF: encoder speed 1 (slowest, smallest) to 10 (default 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed: Option<u8>,
+    /// JPEG: progressive scans (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progressive: Option<bool>,
+    /// JPEG: chroma subsampling, `420` (default, photos), `422` or `444` (text, graphics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chroma: Option<String>,
+    /// JPEG, lossy WebP, AVIF: largest encoding wanted, in bytes; the quality is lowered to
+    /// fit and the reply says which was used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u32>,
+    /// PNG: quantise to a palette of at most 256 colours (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub palette: Option<bool>,
+    /// Which part a `cover` crop keeps and where a letterboxed picture sits: `center`
+    /// (default), `north`, `south`, `east`, `west`, `northeast`, `northwest`, `southeast`,
+    /// `southwest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gravity: Option<String>,
+    /// Focal point `[x, y]` of a `cover` crop, fractions 0–1 of the picture as shown;
+    /// overrides `gravity`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub focal: Option<[f32; 2]>,
+    /// Background `#rgb[a]`/`#rrggbb[aa]`: with `contain` and both sides the output is the
+    /// whole box, letterboxed in this colour; also fills `padding` and is what JPEG flattens
+    /// transparency onto (default white there, transparent elsewhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background: Option<String>,
+    /// Pixels of background added on every side (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub padding: Option<u32>,
 }
 
 impl Request {
@@ -144,9 +180,39 @@ impl OutputSpec {
         self
     }
 
-    /// JPEG quality 1–100.
+    /// Lossy quality 1–100.
     pub fn quality(mut self, quality: u8) -> Self {
         self.quality = Some(quality);
+        self
+    }
+
+    /// No larger than `bytes` (the quality is lowered to fit).
+    pub fn max_bytes(mut self, bytes: u32) -> Self {
+        self.max_bytes = Some(bytes);
+        self
+    }
+
+    /// A `cover` crop keeps the part named by `gravity`; a letterboxed picture sits there.
+    pub fn gravity(mut self, gravity: impl Into<String>) -> Self {
+        self.gravity = Some(gravity.into());
+        self
+    }
+
+    /// A `cover` crop centred as near `[x, y]` (fractions of the picture) as it can be.
+    pub fn focal(mut self, x: f32, y: f32) -> Self {
+        self.focal = Some([x, y]);
+        self
+    }
+
+    /// Letterboxed and padded in `color` (`#rrggbb` or `#rrggbbaa`).
+    pub fn background(mut self, color: impl Into<String>) -> Self {
+        self.background = Some(color.into());
+        self
+    }
+
+    /// `pixels` of background on every side.
+    pub fn padding(mut self, pixels: u32) -> Self {
+        self.padding = Some(pixels);
         self
     }
 }
@@ -194,6 +260,10 @@ pub struct OutputData {
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
+    /// The quality the encoder used (lossy formats): the requested one, or lower where
+    /// `max_bytes` asked for a smaller file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<u8>,
     /// The encoded image.
     pub data: ByteBuf,
 }

@@ -115,7 +115,9 @@ fn every_listed_key_can_be_set() {
             "queue" | "dead_letter_exchange" | "dead_letter_queue" | "spill_dir" => "x",
             "renderer_binary" | "receipt_key_file" | "tls_ca_file" | "tls_cert_file"
             | "tls_key_file" => "/bin/x",
-            "wipe_memory" | "presets_only" => "false",
+            "wipe_memory" | "presets_only" | "accept_heic" | "accept_avif" | "accept_jxl" => {
+                "false"
+            }
             "http_addr" => "127.0.0.1:0",
             "executor" => "in_process",
             "topology" => "durable",

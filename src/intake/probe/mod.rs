@@ -13,7 +13,9 @@ use crate::protocol::{ErrorCode, JobError};
 pub use crate::job::{Header, InputFormat};
 
 mod gif;
+mod isobmff;
 mod jpeg;
+mod jxl;
 mod png;
 mod webp;
 
@@ -24,6 +26,11 @@ pub fn sniff(head: &[u8], name: &str) -> Result<InputFormat, JobError> {
         [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, ..] => InputFormat::Png,
         [b'G', b'I', b'F', b'8', b'7' | b'9', b'a', ..] => InputFormat::Gif,
         [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P', ..] => InputFormat::WebP,
+        [0xFF, 0x0A, ..] | [0, 0, 0, 0x0C, b'J', b'X', b'L', b' ', ..] => InputFormat::Jxl,
+        [_, _, _, _, b'f', b't', b'y', b'p', ..] => match isobmff::brand_format(head) {
+            Some(format) => format,
+            None => return Err(unknown_format(head, name)),
+        },
         _ => return Err(unknown_format(head, name)),
     };
     Ok(format)
@@ -33,8 +40,7 @@ fn unknown_format(head: &[u8], name: &str) -> JobError {
     let known = match head {
         [b'B', b'M', ..] => Some("BMP"),
         [b'I', b'I', 0x2A, 0, ..] | [b'M', b'M', 0, 0x2A, ..] => Some("TIFF"),
-        [_, _, _, _, b'f', b't', b'y', b'p', ..] => Some("an ISO-BMFF image (HEIC/AVIF)"),
-        [0xFF, 0x0A, ..] | [0, 0, 0, 0x0C, b'J', b'X', b'L', b' ', ..] => Some("JPEG XL"),
+        [_, _, _, _, b'f', b't', b'y', b'p', ..] => Some("this ISO-BMFF brand"),
         [0, 0, 1, 0, ..] => Some("ICO"),
         [b'8', b'B', b'P', b'S', ..] => Some("PSD"),
         [0x76, 0x2F, 0x31, 0x01, ..] => Some("OpenEXR"),
@@ -44,7 +50,7 @@ fn unknown_format(head: &[u8], name: &str) -> JobError {
     match known {
         Some(kind) => JobError::new(
             ErrorCode::InputUnsupportedFormat,
-            format!("inputs.{name}: {kind} is not supported; supported: JPEG, PNG, WebP, GIF"),
+            format!("inputs.{name}: {kind} is not supported; {SUPPORTED}"),
         ),
         None => JobError::new(
             ErrorCode::InputUndecodable,
@@ -52,6 +58,9 @@ fn unknown_format(head: &[u8], name: &str) -> JobError {
         ),
     }
 }
+
+/// The formats read, for error messages.
+const SUPPORTED: &str = "supported: JPEG, PNG, WebP, GIF, HEIC, AVIF, JPEG XL";
 
 /// What the walk of one container found.
 struct Found {
@@ -168,13 +177,21 @@ impl Walk<'_> {
 
 /// Reads the header of an input held in memory and holds every claim to `limits`.
 pub fn probe_bytes(bytes: &[u8], name: &str, limits: &Limits) -> Result<Header, JobError> {
-    let format = sniff(bytes, name)?;
+    let mut format = sniff(bytes, name)?;
+    switched_on(format, name, limits)?;
     let walk = Walk { limits, name };
     let found = match format {
         InputFormat::Png => png::probe(bytes, &walk),
         InputFormat::Jpeg => jpeg::probe(bytes, &walk),
         InputFormat::WebP => webp::probe(bytes, &walk),
         InputFormat::Gif => gif::probe(bytes, &walk),
+        InputFormat::Jxl => jxl::probe(bytes, &walk),
+        InputFormat::Heic | InputFormat::Avif => {
+            isobmff::probe(bytes, &walk).map(|(found, codec)| {
+                format = codec;
+                found
+            })
+        }
     };
     let found = found.map_err(|stop| match stop {
         Stop::Limit(e) => e,
@@ -182,6 +199,8 @@ pub fn probe_bytes(bytes: &[u8], name: &str, limits: &Limits) -> Result<Header, 
             JobError::new(ErrorCode::InputUndecodable, format!("inputs.{name}: {why}"))
         }
     })?;
+    // A `mif1` file names its codec only in its items: check the switch again.
+    switched_on(format, name, limits)?;
     Ok(Header {
         format,
         width: found.width,
@@ -191,6 +210,26 @@ pub fn probe_bytes(bytes: &[u8], name: &str, limits: &Limits) -> Result<Header, 
         icc_bytes: found.icc_bytes,
         scans: found.scans,
     })
+}
+
+/// Refuses a format the operator switched off (`accept_heic`, `accept_avif`, `accept_jxl`).
+fn switched_on(format: InputFormat, name: &str, limits: &Limits) -> Result<(), JobError> {
+    let (on, setting) = match format {
+        InputFormat::Heic => (limits.accept_heic, "accept_heic"),
+        InputFormat::Avif => (limits.accept_avif, "accept_avif"),
+        InputFormat::Jxl => (limits.accept_jxl, "accept_jxl"),
+        _ => return Ok(()),
+    };
+    if on {
+        return Ok(());
+    }
+    Err(JobError::new(
+        ErrorCode::InputUnsupportedFormat,
+        format!(
+            "inputs.{name}: {} is switched off on this worker ({setting})",
+            format.label()
+        ),
+    ))
 }
 
 fn be32(b: &[u8], at: usize) -> u32 {

@@ -23,9 +23,20 @@ fn random_text_is_undecodable() {
 }
 
 #[test]
-fn a_heic_file_is_unsupported() {
-    let err = sniff(b"\0\0\0\x18ftypheic\0\0\0\0", "photo").unwrap_err();
+fn iso_bmff_brands_are_told_apart() {
+    let ftyp = |brands: &[u8]| {
+        let mut b = vec![0, 0, 0, 8 + brands.len() as u8, b'f', b't', b'y', b'p'];
+        b.extend_from_slice(brands);
+        b
+    };
+    let heic = sniff(&ftyp(b"heic\0\0\0\0mif1heic"), "photo").unwrap();
+    assert_eq!(heic, InputFormat::Heic);
+    let avif = sniff(&ftyp(b"avif\0\0\0\0mif1miaf"), "photo").unwrap();
+    assert_eq!(avif, InputFormat::Avif);
+    // A camera raw or an MP4 video is an ISO-BMFF file too: known, and not read.
+    let err = sniff(&ftyp(b"crx \0\0\0\0isom"), "photo").unwrap_err();
     assert_eq!(err.code, ErrorCode::InputUnsupportedFormat);
+    assert!(err.message.contains("ISO-BMFF"), "{}", err.message);
 }
 
 #[test]

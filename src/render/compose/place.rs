@@ -170,6 +170,8 @@ pub fn place(p: &Placement, src: &Source, ledger: &Ledger) -> Result<Raster, Job
         ),
         resized: if turned { (ch, cw) } else { (cw, ch) },
         output: (cw, ch),
+        canvas: (cw, ch),
+        at: (0, 0),
     };
     let resized = resize(&src.px, &plan, format!("pixels.{}.placed", p.input), ledger)?;
     let orientation = match p.rotate {

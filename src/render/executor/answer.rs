@@ -60,12 +60,23 @@ pub fn accept(
             plan,
             limits,
         )?;
+        // A quality is reported for lossy formats only, never above the plan's; a size target
+        // is met.
+        let quality_ok = match o.quality {
+            None => !plan.format.lossy() || plan.lossless,
+            Some(q) => plan.format.lossy() && (1..=plan.quality).contains(&q),
+        };
+        let size_ok = plan.max_bytes.is_none_or(|max| data.len() <= max as usize);
+        if !quality_ok || !size_ok {
+            return Err(refused("output quality or size"));
+        }
         total = total.saturating_add(data.len());
         rendered.push(RenderedOutput {
             name: plan.name.clone(),
             format: plan.format,
             width: o.width,
             height: o.height,
+            quality: o.quality,
             data,
         });
     }
@@ -102,7 +113,9 @@ fn check_output(
     if name != plan.name || format != plan.format {
         return Err(refused("output name or format"));
     }
-    let within_box = plan.width.is_none_or(|bw| w <= bw) && plan.height.is_none_or(|bh| h <= bh);
+    let pad = plan.padding.saturating_mul(2);
+    let within_box = plan.width.is_none_or(|bw| w <= bw.saturating_add(pad))
+        && plan.height.is_none_or(|bh| h <= bh.saturating_add(pad));
     let within_limits = w >= 1
         && h >= 1
         && w.max(h) <= limits.max_output_dimension

@@ -60,6 +60,9 @@ pub struct OutputMessage<B> {
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
+    /// The quality used (lossy formats).
+    #[serde(default)]
+    pub quality: Option<u8>,
     /// The encoded image.
     pub data: B,
 }

@@ -172,6 +172,8 @@ pub fn confine_as_renderer(args: &[String]) -> Result<(), Exit> {
         return Err(Exit::Usage);
     };
     sandbox.apply(parent).map_err(|_| Exit::Unlimited)?;
+    // Single-use: the C codecs may run here, initialised before the filter is in place.
+    crate::render::codecs::allow_c_codecs();
     // exec reset the dumpable flag the worker set before it: clear it again.
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
@@ -275,6 +277,7 @@ fn answer(result: Result<Rendered, JobError>, ledger: &Ledger) -> std::io::Resul
                     format: o.format,
                     width: o.width,
                     height: o.height,
+                    quality: o.quality,
                     data: Bytes::new(o.data.as_slice()),
                 })
                 .collect();
