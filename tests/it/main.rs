@@ -19,6 +19,8 @@ mod deploy;
 mod docs;
 mod examples;
 mod faults;
+mod formats;
+mod heif_file;
 mod hostile;
 mod intake_memory;
 mod layers;

@@ -370,8 +370,20 @@ async fn run_and_scan(test: &str, env: &[(&str, &str)], wait_for_idle_wipe: bool
     let worker = spawn_binary_env(&queue, 1, &settings);
     let Jobs {
         mut canaries,
-        requests,
+        mut requests,
     } = canary_jobs(0x5eed_0000 + u64::from(wait_for_idle_wipe));
+    // A HEIC job too, where the renderer is isolated: its C decoder's heap dies with the
+    // renderer; what the worker held of it (the input, the outputs) must be wiped like any.
+    let isolated = !env.contains(&("MIDNIT_EXECUTOR", "in_process"));
+    if isolated {
+        let (heic, pixels) = canary_heic(0x4e1c + u64::from(wait_for_idle_wipe));
+        canaries.add("input.heic", &heic);
+        canaries.add("pixels.heic", &pixels);
+        requests.push(request(
+            heic,
+            vec![output("heic-small", "png", Some(120), Some(120))],
+        ));
+    }
     let client = Client::connect(&amqp_url(), &queue).await.unwrap();
     let mut spilled = 0;
     let mut outputs = Vec::new();
@@ -423,6 +435,38 @@ async fn run_and_scan(test: &str, env: &[(&str, &str)], wait_for_idle_wipe: bool
         children,
         in_children,
     }
+}
+
+/// A HEIC of random pixels (lossless, 4:4:4, made by `heif-enc`) and its decoded pixels as
+/// `heif-convert` reads them.
+fn canary_heic(seed: u64) -> (Vec<u8>, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("noise.png");
+    let heic = dir.path().join("noise.heic");
+    let back = dir.path().join("back.png");
+    samples::noise(160, 120, seed).save(&png).unwrap();
+    let run = |cmd: &str, args: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new(cmd).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(
+        "heif-enc",
+        &[
+            "-L".as_ref(),
+            "-p".as_ref(),
+            "chroma=444".as_ref(),
+            "-o".as_ref(),
+            heic.as_os_str(),
+            png.as_os_str(),
+        ],
+    );
+    run("heif-convert", &[heic.as_os_str(), back.as_os_str()]);
+    let pixels = image::open(&back).unwrap().to_rgb8().into_raw();
+    (std::fs::read(&heic).unwrap(), pixels)
 }
 
 /// Nothing of the jobs in the worker's memory, spill directory or log.
