@@ -92,7 +92,13 @@ fn mean_diff(a: &RgbaImage, b: &RgbaImage, alpha: bool) -> f64 {
     total as f64 / (a.width() * a.height() * n as u32) as f64
 }
 
-fn ok_outputs(reply: &Reply) -> Vec<(String, u32, u32, Option<u8>, Vec<u8>)> {
+/// One output of a reply: name, width, height, quality, bytes.
+type Out = (String, u32, u32, Option<u8>, Vec<u8>);
+
+/// One decoding case: what it is, the file, the reference decoder's extension, the size.
+type Case<'a> = (&'a str, Vec<u8>, &'a str, (u32, u32));
+
+fn ok_outputs(reply: &Reply) -> Vec<Out> {
     assert_eq!(reply.status, Status::Ok, "{:?}", reply.error);
     reply
         .outputs
@@ -198,7 +204,7 @@ async fn heic_avif_and_jpeg_xl_decode_as_their_reference_decoders_do() {
     let jxl = encode(d, &src_png, "a.jxl", "cjxl", &["-d", "1"]);
     let jxl_lossless = encode(d, &src_png, "b.jxl", "cjxl", &["-d", "0"]);
 
-    let cases: Vec<(&str, Vec<u8>, &str, (u32, u32))> = vec![
+    let cases: Vec<Case> = vec![
         ("heic", heic, "heic", (96, 64)),
         ("heic 10-bit", heic10, "heic", (96, 64)),
         ("heic alpha", heic_alpha, "heic", (96, 64)),
@@ -616,6 +622,8 @@ async fn the_in_process_executor_refuses_c_codecs_and_keeps_the_rust_ones() {
 }
 
 /// The hostile variants of each container, with the code each must get.
+// Each variant is built beside its own setup: one `vec![]` would separate them.
+#[allow(clippy::vec_init_then_push)]
 fn hostile_containers(d: &Path) -> Vec<(&'static str, Vec<u8>, &'static str)> {
     let src = save(d, "h.png", &photo(64, 64, 9));
     let heic = encode(d, &src, "h.heic", "heif-enc", &["-q", "50"]);

@@ -18,6 +18,8 @@ fn run(input: Vec<u8>, format: &str) -> Result<Rendered, JobError> {
         outputs: vec![OutputSpec {
             name: "o".into(),
             format: format.into(),
+            // In this process (no single-use renderer) WebP is the Rust lossless encoder.
+            lossless: (format == "webp").then_some(true),
             ..Default::default()
         }],
     };

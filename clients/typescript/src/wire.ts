@@ -15,15 +15,39 @@ export const DEADLINE_HEADER = "x-midnit-deadline-ms";
 /** Header: when the job was published, in ms since the Unix epoch. */
 export const SENT_HEADER = "x-midnit-sent-ms";
 
+/** A compass point, or the middle. */
+export type Gravity = "center" | "north" | "south" | "east" | "west" | "northeast" | "northwest" | "southeast" | "southwest";
+
 /** One requested output. */
 export interface OutputSpec {
   name: string;
-  format: "jpeg" | "png" | "webp";
+  format: "jpeg" | "png" | "webp" | "avif" | "thumbhash";
   width?: number;
   height?: number;
   fit?: "contain" | "cover" | "fill";
+  /** Lossy quality 1-100 (defaults: jpeg 85, webp 80, avif 65). */
   quality?: number;
   upscale?: boolean;
+  /** WebP: lossless instead of lossy. */
+  lossless?: boolean;
+  /** AVIF: encoder speed 1-10 (default 8). */
+  speed?: number;
+  /** JPEG: progressive scans (default true). */
+  progressive?: boolean;
+  /** JPEG: chroma subsampling (default "420"). */
+  chroma?: "420" | "422" | "444";
+  /** JPEG, lossy WebP, AVIF: largest encoding wanted; the quality is lowered to fit. */
+  max_bytes?: number;
+  /** PNG: at most 256 colours. */
+  palette?: boolean;
+  /** Which part a cover crop keeps; where a letterboxed picture sits (default "center"). */
+  gravity?: Gravity;
+  /** Focal point [x, y] of a cover crop, fractions 0-1. */
+  focal?: [number, number];
+  /** #rgb, #rgba, #rrggbb or #rrggbbaa. */
+  background?: string;
+  /** Pixels of background on every side. */
+  padding?: number;
 }
 
 /** A render request (the CBOR body of a job). */
@@ -41,6 +65,8 @@ export interface Output {
   format: string;
   width: number;
   height: number;
+  /** The quality the encoder used (lossy formats). */
+  quality?: number;
   data: Buffer;
 }
 

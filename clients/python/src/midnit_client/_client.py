@@ -33,6 +33,8 @@ class Output:
     width: int
     height: int
     data: bytes = field(repr=False)
+    #: The quality the encoder used (lossy formats; ``max_bytes`` may have lowered it).
+    quality: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -260,7 +262,7 @@ class Client:
         if reply.get("status") == "ok":
             try:
                 outputs = [
-                    Output(o["name"], o["format"], o["width"], o["height"], o["data"])
+                    Output(o["name"], o["format"], o["width"], o["height"], o["data"], o.get("quality"))
                     for o in reply.get("outputs", [])
                 ]
             except (KeyError, TypeError) as e:
