@@ -1,6 +1,6 @@
 //! Decoding one input into [`Pixels`], with the decoder held to the job's limits.
 
-use super::pixels::{Layout, Pixels};
+use super::pixels::Pixels;
 use super::{cmyk, geometry};
 use crate::job::InputFormat;
 use crate::job::Limits;
@@ -26,7 +26,7 @@ pub struct Decoded {
 }
 
 /// Decodes `input` (its first frame, for animations). A JPEG is decoded at 1/2, 1/4 or 1/8
-/// scale in the DCT domain (shrink-on-load) when every output in `outputs` still gets at least
+/// scale in the DCT domain (shrink-on-load, [`super::jpeg`]) when every output in `outputs` still gets at least
 /// as many source pixels as it has.
 pub fn decode(
     input: &Input,
@@ -70,7 +70,7 @@ pub fn decode_shrunk(
         };
         if cmyk_profile.is_none() && shrink > 1 {
             drop(decoder);
-            if let Some(pixels) = decode_scaled(input, full, shrink, limits, ledger) {
+            if let Some(pixels) = decode_scaled(input, shrink, limits, ledger) {
                 return Ok(decoded(pixels, icc));
             }
             return decode_plain(input, limits, ledger, orientation, icc);
@@ -110,38 +110,30 @@ pub fn shrink_factor(full: (u32, u32), orientation: Orientation, outputs: &[Outp
         .unwrap_or(1)
 }
 
-/// Decodes a JPEG at 1/`shrink` scale with jpeg-decoder's scaled IDCT. `None` when that
-/// decoder cannot (CMYK, an unusual file): the caller decodes at full scale instead, and any
-/// real error is reported from there.
-fn decode_scaled(
-    input: &Input,
-    full: (u32, u32),
-    shrink: u32,
-    limits: &Limits,
-    ledger: &Ledger,
-) -> Option<Pixels> {
-    let mut decoder = jpeg_decoder::Decoder::new(open(input).ok()?);
+/// Decodes a JPEG at 1/`shrink` scale with the shrink-on-load decoder ([`super::jpeg`]).
+/// `None` when that decoder will not (CMYK, arithmetic coding, a damaged file): the caller
+/// decodes at full scale instead, and any real error is reported from there.
+fn decode_scaled(input: &Input, shrink: u32, limits: &Limits, ledger: &Ledger) -> Option<Pixels> {
     let budget = limits.max_input_pixels.saturating_mul(4) + (64 << 20);
-    decoder.set_max_decoding_buffer_size(usize::try_from(budget).unwrap_or(usize::MAX));
-    let want = |side: u32| u16::try_from(side.div_ceil(shrink)).ok();
-    let (w, h) = decoder.scale(want(full.0)?, want(full.1)?).ok()?;
-    let mut bytes = decoder.decode().ok()?;
-    let info = decoder.info()?;
-    let layout = match info.pixel_format {
-        jpeg_decoder::PixelFormat::RGB24 => Layout::Rgb8,
-        jpeg_decoder::PixelFormat::L8 => Layout::L8,
+    let budget = usize::try_from(budget).unwrap_or(usize::MAX);
+    let artifact = format!("pixels.{}", input.name);
+    let decoded = match &input.data {
+        InputData::Memory(buf) => {
+            super::jpeg::decode(buf.as_slice(), shrink, budget, &artifact, ledger)
+        }
         _ => {
-            crate::wipe::wipe_bytes(&mut bytes);
-            return None;
+            let mut buf = SecretBuf::with_capacity(0, format!("input.{}.read", input.name), ledger);
+            std::io::copy(&mut open(input).ok()?, &mut buf).ok()?;
+            super::jpeg::decode(buf.as_slice(), shrink, budget, &artifact, ledger)
         }
     };
-    let (w, h) = (u32::from(w), u32::from(h));
-    if bytes.len() != w as usize * h as usize * layout.channels() {
-        crate::wipe::wipe_bytes(&mut bytes);
-        return None;
+    match decoded {
+        Ok(scaled) => Some(scaled.pixels),
+        Err(why) => {
+            tracing::debug!(input = %input.name, %why, "decoding at full scale instead");
+            None
+        }
     }
-    let artifact = format!("pixels.{}.decoded", input.name);
-    Some(Pixels::from_vec(bytes, w, h, layout, artifact, ledger))
 }
 
 /// A JPEG whose CMYK profile turned out not to describe it: decode it as usual, without the

@@ -10,6 +10,7 @@ pub mod decode;
 pub mod encode;
 pub mod executor;
 pub mod geometry;
+pub mod jpeg;
 mod pipeline;
 pub mod pixels;
 pub mod resize;

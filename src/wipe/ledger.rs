@@ -57,14 +57,14 @@ pub struct Metered {
 }
 
 impl Meter {
-    pub(super) fn alloc(&self, bytes: usize) {
+    pub(crate) fn alloc(&self, bytes: usize) {
         let bytes = bytes as u64;
         self.allocated.fetch_add(bytes, Ordering::Relaxed);
         let live = self.live.fetch_add(bytes, Ordering::Relaxed) + bytes;
         self.peak.fetch_max(live, Ordering::Relaxed);
     }
 
-    pub(super) fn free(&self, bytes: usize) {
+    pub(crate) fn free(&self, bytes: usize) {
         self.live.fetch_sub(bytes as u64, Ordering::Relaxed);
     }
 }
@@ -90,7 +90,7 @@ impl Ledger {
         }
     }
 
-    pub(super) fn meter(&self) -> &Meter {
+    pub(crate) fn meter(&self) -> &Meter {
         &self.meter
     }
 

@@ -23,6 +23,7 @@ mod formats;
 mod heif_file;
 mod hostile;
 mod intake_memory;
+mod jpeg_scaled;
 mod layers;
 mod memscan;
 mod operations;
