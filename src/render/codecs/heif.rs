@@ -78,22 +78,50 @@ const PROFILE_NCLX: c_int = fourcc(b"nclx");
 const PROFILE_RICC: c_int = fourcc(b"rICC");
 const PROFILE_PROF: c_int = fourcc(b"prof");
 
-#[link(name = "heif")]
-extern "C" {
+// libheif is loaded when first needed (`dlopen`), not linked: loading it and its codec
+// libraries costs a process about 4 ms of CPU (relocations, libde265's tables), which every
+// renderer and every `render` would otherwise pay whether or not its job has a HEIC or AVIF
+// input. An operator who leaves libheif out of the image switches both formats off.
+macro_rules! libheif {
+    ($(fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?;)*) => {
+        /// The libheif functions this module calls, resolved from the loaded library.
+        struct Api {
+            $($name: unsafe extern "C" fn($($ty),*) $(-> $ret)?,)*
+            _lib: libloading::Library,
+        }
+
+        impl Api {
+            fn open() -> Result<Self, libloading::Error> {
+                // SAFETY: loading libheif runs its initialisers, which only set up its own
+                // state; each symbol is declared with the signature libheif 1.15's headers give.
+                unsafe {
+                    let lib = libloading::Library::new(LIBRARY)?;
+                    Ok(Self {
+                        $($name: *lib.get(concat!(stringify!($name), "\0").as_bytes())?,)*
+                        _lib: lib,
+                    })
+                }
+            }
+        }
+
+        $(
+            #[allow(dead_code, clippy::too_many_arguments)]
+            unsafe fn $name($($arg: $ty),*) $(-> $ret)? {
+                // SAFETY: the caller upholds libheif's contract for this function; `decode`
+                // loaded the library before any of these is called.
+                unsafe { (api().$name)($($arg),*) }
+            }
+        )*
+    };
+}
+
+libheif! {
     fn heif_init(params: *mut c_void) -> HeifError;
     fn heif_context_alloc() -> *mut Context;
     fn heif_context_free(ctx: *mut Context);
     fn heif_context_set_maximum_image_size_limit(ctx: *mut Context, maximum_width: c_int);
-    fn heif_context_read_from_memory_without_copy(
-        ctx: *mut Context,
-        mem: *const c_void,
-        size: usize,
-        options: *const c_void,
-    ) -> HeifError;
-    fn heif_context_get_primary_image_handle(
-        ctx: *mut Context,
-        handle: *mut *mut Handle,
-    ) -> HeifError;
+    fn heif_context_read_from_memory_without_copy(ctx: *mut Context, mem: *const c_void, size: usize, options: *const c_void) -> HeifError;
+    fn heif_context_get_primary_image_handle(ctx: *mut Context, handle: *mut *mut Handle) -> HeifError;
     fn heif_image_handle_release(handle: *const Handle);
     fn heif_image_handle_get_width(handle: *const Handle) -> c_int;
     fn heif_image_handle_get_height(handle: *const Handle) -> c_int;
@@ -102,40 +130,51 @@ extern "C" {
     fn heif_image_handle_get_luma_bits_per_pixel(handle: *const Handle) -> c_int;
     fn heif_image_handle_get_color_profile_type(handle: *const Handle) -> c_int;
     fn heif_image_handle_get_raw_color_profile_size(handle: *const Handle) -> usize;
-    fn heif_image_handle_get_raw_color_profile(
-        handle: *const Handle,
-        out: *mut c_void,
-    ) -> HeifError;
-    fn heif_image_handle_get_nclx_color_profile(
-        handle: *const Handle,
-        out: *mut *mut Nclx,
-    ) -> HeifError;
+    fn heif_image_handle_get_raw_color_profile(handle: *const Handle, out: *mut c_void) -> HeifError;
+    fn heif_image_handle_get_nclx_color_profile(handle: *const Handle, out: *mut *mut Nclx) -> HeifError;
     fn heif_nclx_color_profile_free(nclx: *mut Nclx);
     fn heif_decoding_options_alloc() -> *mut DecodingOptions;
     fn heif_decoding_options_free(options: *mut DecodingOptions);
-    fn heif_decode_image(
-        handle: *const Handle,
-        out: *mut *mut Image,
-        colorspace: c_int,
-        chroma: c_int,
-        options: *const DecodingOptions,
-    ) -> HeifError;
+    fn heif_decode_image(handle: *const Handle, out: *mut *mut Image, colorspace: c_int, chroma: c_int, options: *const DecodingOptions) -> HeifError;
     fn heif_image_get_width(image: *const Image, channel: c_int) -> c_int;
     fn heif_image_get_height(image: *const Image, channel: c_int) -> c_int;
     fn heif_image_get_bits_per_pixel_range(image: *const Image, channel: c_int) -> c_int;
-    fn heif_image_get_plane_readonly(
-        image: *const Image,
-        channel: c_int,
-        stride: *mut c_int,
-    ) -> *const u8;
+    fn heif_image_get_plane_readonly(image: *const Image, channel: c_int, stride: *mut c_int) -> *const u8;
     fn heif_image_release(image: *const Image);
 }
 
-/// Initialises libheif (its decoder registry). Called once, before the process is confined.
-pub fn init() {
-    // SAFETY: heif_init takes an optional parameter block; NULL asks for the defaults. It is
-    // reference counted and safe to call more than once.
-    let _ = unsafe { heif_init(std::ptr::null_mut()) };
+/// The library's name as Debian's `libheif1` installs it.
+const LIBRARY: &str = "libheif.so.1";
+
+static API: std::sync::OnceLock<Result<Api, String>> = std::sync::OnceLock::new();
+static CONFINED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn api() -> &'static Api {
+    match API.get() {
+        Some(Ok(api)) => api,
+        _ => unreachable!("libheif is loaded before it is called"),
+    }
+}
+
+/// Loads libheif and initialises it (its decoder registry), once. A renderer that may get a
+/// HEIC or AVIF job calls this before it is confined (the system-call filter allows no
+/// `open`); after [`seal`], a library not yet loaded stays unloaded.
+pub fn load() -> Result<(), String> {
+    if API.get().is_none() && CONFINED.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err("this renderer was started without libheif".into());
+    }
+    let loaded = API.get_or_init(|| {
+        let api = Api::open().map_err(|e| e.to_string())?;
+        // SAFETY: heif_init takes an optional parameter block; NULL asks for the defaults.
+        let _ = unsafe { (api.heif_init)(std::ptr::null_mut()) };
+        Ok(api)
+    });
+    loaded.as_ref().map(|_| ()).map_err(Clone::clone)
+}
+
+/// Called once the process is confined: from now on libheif cannot be loaded.
+pub fn seal() {
+    CONFINED.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
 fn failed(name: &str, what: &str, e: HeifError) -> JobError {
@@ -196,6 +235,12 @@ pub fn decode(
     ledger: &Ledger,
 ) -> Result<Decoded, JobError> {
     super::require_c(name)?;
+    load().map_err(|e| {
+        JobError::new(
+            ErrorCode::InputUnsupportedFormat,
+            format!("input `{name}`: HEIC and AVIF decoding is unavailable here ({e})"),
+        )
+    })?;
     let ok = |e: HeifError, what: &str| {
         if e.code == 0 {
             Ok(())

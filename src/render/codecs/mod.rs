@@ -23,13 +23,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 static C_CODECS: AtomicBool = AtomicBool::new(false);
 
 /// Allows the C codecs in this process, which must be single-use (it exits after its job):
-/// initialises libheif and makes glibc zero every freed heap chunk. Call before the process
-/// is confined (libheif's initialisation reads its plugin registry).
+/// makes glibc zero every freed heap chunk. libheif itself is loaded on first use
+/// ([`heif::load`]; a renderer that may need it loads it before it is confined).
 pub fn allow_c_codecs() {
     // SAFETY: mallopt only sets an allocator parameter. M_PERTURB with a value whose low byte
     // is 0 (and which is non-zero, so the option is on) fills each freed chunk with 0x00.
     unsafe { libc::mallopt(libc::M_PERTURB, 0x100) };
-    heif::init();
     C_CODECS.store(true, Ordering::SeqCst);
 }
 

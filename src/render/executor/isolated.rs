@@ -160,6 +160,13 @@ fn internal(message: impl Into<String>) -> JobError {
 impl Isolated {
     async fn run(&self, mut job: Job) -> Result<Rendered, JobError> {
         let memory = self.memory_for(&job);
+        // Only a HEIC or AVIF job's renderer loads libheif (and is started for that job).
+        let heif = job.inputs.iter().any(|i| {
+            matches!(
+                i.header.format,
+                crate::job::InputFormat::Heic | crate::job::InputFormat::Avif
+            )
+        });
         let (encoded, mut job) = {
             // Encoding copies every input: off the async runtime.
             let limits = self.limits.clone();
@@ -176,7 +183,7 @@ impl Isolated {
             .await
             .map_err(|_| internal("encoding the job for the renderer failed"))?
         };
-        let result = self.converse(encoded, &mut job, memory).await;
+        let result = self.converse(encoded, &mut job, memory, heif).await;
         // Dropping the job wipes its spill files (overwrite, fsync, read back, unlink): off the
         // runtime, and before the reply's receipt is taken, whichever way the renderer ended.
         crate::wipe::off_runtime(job).await;
@@ -189,16 +196,18 @@ impl Isolated {
         encoded: Result<EncodedJob, JobError>,
         job: &mut Job,
         memory: u64,
+        heif: bool,
     ) -> Result<Rendered, JobError> {
         let EncodedJob {
             message,
             descriptors,
         } = encoded?;
-        let Renderer { mut child, socket } = match self.spares.take() {
+        let spare = if heif { None } else { self.spares.take() };
+        let Renderer { mut child, socket } = match spare {
             Some(renderer) => renderer,
             None => self
                 .spares
-                .spawn(false)
+                .spawn(false, heif)
                 .map_err(|e| internal(format!("cannot start a renderer: {e}")))?,
         };
         self.spares.refill();

@@ -1,5 +1,6 @@
 //! Pre-started renderers: each waits, already limited, confined and warmed up, for its one job,
-//! so a job never waits for a process to start. A long-lived spawner thread starts the
+//! so a job never waits for a process to start. (A job with a HEIC or AVIF input gets a
+//! renderer started for it, with libheif loaded: pre-started ones do not load it.) A long-lived spawner thread starts the
 //! replacements (a renderer's parent-death signal is tied to the *thread* that started it).
 
 use super::renderer::child_args;
@@ -28,12 +29,13 @@ pub(super) struct Spares {
 }
 
 impl Spares {
-    /// Starts a renderer; a `warm` one exercises the pipeline while it waits for its job.
-    pub(super) fn spawn(&self, warm: bool) -> std::io::Result<Renderer> {
+    /// Starts a renderer; a `warm` one exercises the pipeline while it waits for its job, a
+    /// `heif` one loads libheif before it is confined.
+    pub(super) fn spawn(&self, warm: bool, heif: bool) -> std::io::Result<Renderer> {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
         let mut command = tokio::process::Command::new(&self.binary);
         command
-            .args(child_args(std::process::id(), self.sandbox, warm))
+            .args(child_args(std::process::id(), self.sandbox, warm, heif))
             .env_clear()
             .stdin(Stdio::from(OwnedFd::from(theirs)))
             .stdout(Stdio::piped())
@@ -72,7 +74,7 @@ impl Spares {
             if self.ready.lock().map_or(0, |r| r.len()) >= self.target {
                 return;
             }
-            match self.spawn(true) {
+            match self.spawn(true, false) {
                 Ok(renderer) => self
                     .ready
                     .lock()

@@ -87,6 +87,10 @@ fn decode_job(
 /// The flag that tells a pre-started renderer to warm up while it waits for its job.
 pub const WARM_FLAG: &str = "--warm";
 
+/// The flag that tells a renderer to load libheif before it is confined: given only to the
+/// renderers of jobs with a HEIC or AVIF input, so that no other renderer pays for loading it.
+pub const HEIF_FLAG: &str = "--heif";
+
 /// Renders a tiny synthetic photo through the whole pipeline (JPEG and PNG out), so the code
 /// pages, lazily built tables and CPU-feature probes of the codecs and the resizer are ready
 /// before the real job arrives. No job data is involved.
@@ -134,11 +138,14 @@ fn warm_up() {
 
 /// The renderer's arguments after [`CHILD_COMMAND`]: the worker's pid, its limits, and
 /// whether to warm up.
-pub fn child_args(parent: u32, sandbox: Sandbox, warm: bool) -> Vec<String> {
+pub fn child_args(parent: u32, sandbox: Sandbox, warm: bool, heif: bool) -> Vec<String> {
     let mut args = vec![CHILD_COMMAND.to_owned(), parent.to_string()];
     args.extend(sandbox.to_args());
     if warm {
         args.push(WARM_FLAG.to_owned());
+    }
+    if heif {
+        args.push(HEIF_FLAG.to_owned());
     }
     args
 }
@@ -172,12 +179,18 @@ pub fn confine_as_renderer(args: &[String]) -> Result<(), Exit> {
         return Err(Exit::Usage);
     };
     sandbox.apply(parent).map_err(|_| Exit::Unlimited)?;
-    // Single-use: the C codecs may run here, initialised before the filter is in place.
+    // Single-use: the C codecs may run here, libheif loaded (if this job needs it) before the
+    // filter, which allows no `open`, is in place. A failure to load is reported by the decode.
     crate::render::codecs::allow_c_codecs();
+    if args.iter().any(|a| a == HEIF_FLAG) {
+        let _ = crate::render::codecs::heif::load();
+    }
     // exec reset the dumpable flag the worker set before it: clear it again.
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
-    super::seccomp::confine().map_err(|_| Exit::Unconfined)
+    super::seccomp::confine().map_err(|_| Exit::Unconfined)?;
+    crate::render::codecs::heif::seal();
+    Ok(())
 }
 
 /// The renderer's stdin, read with plain `read` calls: never past the job (the byte that
@@ -195,7 +208,7 @@ pub fn run_child(args: &[String]) -> i32 {
     if let Err(exit) = confine_as_renderer(args) {
         return exit as i32;
     }
-    if args.get(3).map(String::as_str) == Some(WARM_FLAG) {
+    if args.iter().any(|a| a == WARM_FLAG) {
         warm_up();
     }
     // Tell the worker the limits are in place: only now may it lower them for the job.
