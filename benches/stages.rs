@@ -1,6 +1,7 @@
 //! Where a thumbnail's time goes, stage by stage, on a 12 MP JPEG (4000x3000, q90) to 512 px:
-//! decoding at full scale and at 1/4 scale (shrink-on-load), resizing from each, encoding the
-//! JPEG, and wiping the decoded pixels. `cargo bench --bench thumbnail` is the whole pipeline.
+//! decoding at full scale and at 1/4 scale (shrink-on-load), the same photo progressive at 1/4
+//! and 1/8 (where scans are skipped), resizing from each, encoding the JPEG, and wiping the
+//! decoded pixels. `cargo bench --bench thumbnail` is the whole pipeline.
 //!
 //! `cargo bench --bench stages`
 
@@ -46,6 +47,25 @@ fn bench(c: &mut Criterion) {
     group.bench_function("decode_12mp_shrink_on_load", |b| {
         b.iter(|| black_box(decode_for(&thumb)))
     });
+
+    // The same photo as a progressive file (jpeg-encoder's spectral-selection script), at 1/4
+    // (its high AC bands skipped) and at 1/8 (only the DC scan read).
+    let progressive = {
+        let img = samples::figure_photo(4000, 3000, 1);
+        let mut file = Vec::new();
+        let mut enc = jpeg_encoder::Encoder::new(&mut file, 90);
+        enc.set_progressive(true);
+        enc.encode(img.as_raw(), 4000, 3000, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        file
+    };
+    for (name, side) in [
+        ("decode_12mp_progressive_shrink_on_load", 512),
+        ("decode_12mp_progressive_eighth", 256),
+    ] {
+        let j = job(&progressive, Some(side), &limits);
+        group.bench_function(name, |b| b.iter(|| black_box(decode_for(&j))));
+    }
 
     let full = decode_for(&full_size);
     let shrunk = decode_for(&thumb);
