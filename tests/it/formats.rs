@@ -773,3 +773,25 @@ async fn hostile_containers_get_typed_errors_from_the_worker_and_it_keeps_servin
     client.close().await;
     worker.stop().await;
 }
+
+/// libheif (and the HEVC and AV1 libraries behind it) costs a process about 4 ms of CPU to
+/// load, so only the renderer of a HEIC or AVIF job loads it: neither the worker nor its
+/// pre-started renderers map it. (That a HEIC job's renderer does is what the HEIC tests
+/// above and the memory scan's HEIC job prove by decoding.)
+#[test]
+fn only_a_heic_or_avif_job_s_renderer_loads_libheif() {
+    let worker = spawn_binary(&unique_queue("no-libheif"), 2);
+    let maps = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    let renderers = worker.wait_for_children("two pre-started renderers", |c| c.len() >= 2);
+    // A renderer maps its libraries when it starts; once it has warmed up its maps are final.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    for pid in renderers {
+        let m = maps(pid);
+        assert!(m.contains("midnit-worker"), "renderer {pid} is running");
+        assert!(
+            !m.contains("libheif"),
+            "pre-started renderer {pid} mapped libheif"
+        );
+    }
+    assert!(!maps(worker.pid() as u32).contains("libheif"));
+}
