@@ -117,16 +117,10 @@ fn decode_scaled(input: &Input, shrink: u32, limits: &Limits, ledger: &Ledger) -
     let budget = limits.max_input_pixels.saturating_mul(4) + (64 << 20);
     let budget = usize::try_from(budget).unwrap_or(usize::MAX);
     let artifact = format!("pixels.{}", input.name);
-    let decoded = match &input.data {
-        InputData::Memory(buf) => {
-            super::jpeg::decode(buf.as_slice(), shrink, budget, &artifact, ledger)
-        }
-        _ => {
-            let mut buf = SecretBuf::with_capacity(0, format!("input.{}.read", input.name), ledger);
-            std::io::copy(&mut open(input).ok()?, &mut buf).ok()?;
-            super::jpeg::decode(buf.as_slice(), shrink, budget, &artifact, ledger)
-        }
-    };
+    let decoded = with_whole(input, ledger, |data| {
+        super::jpeg::decode(data, shrink, budget, &artifact, ledger)
+    })
+    .ok()?;
     match decoded {
         Ok(scaled) => Some(scaled.pixels),
         Err(why) => {
@@ -171,22 +165,26 @@ fn decode_other(input: &Input, limits: &Limits, ledger: &Ledger) -> Result<Decod
         // Refused before the file is even read, in a process where C codecs may not run.
         super::codecs::require_c(&format!("inputs.{name} ({})", input.header.format.label()))?;
     }
-    let bytes;
-    let data = match &input.data {
-        InputData::Memory(buf) => buf.as_slice(),
-        _ => {
-            let mut buf = SecretBuf::with_capacity(0, format!("input.{name}.read"), ledger);
-            std::io::copy(&mut open(input)?, &mut buf).map_err(|e| {
-                JobError::new(ErrorCode::Internal, format!("reading spill file: {e}"))
-            })?;
-            bytes = buf;
-            bytes.as_slice()
-        }
-    };
-    match input.header.format {
+    with_whole(input, ledger, |data| match input.header.format {
         InputFormat::Jxl => super::codecs::jxl::decode(data, name, limits, ledger),
         _ => super::codecs::heif::decode(data, name, limits, ledger),
+    })?
+}
+
+/// Calls `f` with the input's whole file as one slice: its own buffer, or the spill file read
+/// back into a buffer that is wiped when `f` returns (for decoders that want the whole file).
+fn with_whole<T>(
+    input: &Input,
+    ledger: &Ledger,
+    f: impl FnOnce(&[u8]) -> T,
+) -> Result<T, JobError> {
+    if let InputData::Memory(buf) = &input.data {
+        return Ok(f(buf.as_slice()));
     }
+    let mut buf = SecretBuf::with_capacity(0, format!("input.{}.read", input.name), ledger);
+    std::io::copy(&mut open(input)?, &mut buf)
+        .map_err(|e| JobError::new(ErrorCode::Internal, format!("reading spill file: {e}")))?;
+    Ok(f(buf.as_slice()))
 }
 
 /// A reader over an input's bytes, wherever they are.

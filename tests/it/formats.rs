@@ -17,15 +17,7 @@ use std::process::Command;
 
 /// Runs a codec tool; the tools come from Debian's packages (`.ci/run` installs them).
 fn tool(cmd: &str, args: &[&str]) {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e} (installed by .ci/run from Debian's packages)"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_tool(cmd, args);
 }
 
 fn path(dir: &Path, name: &str) -> PathBuf {

@@ -11,6 +11,7 @@
 //! It also checks which scans a progressive file skips, that unsupported files are refused
 //! (not misread), and that damaged files never panic it.
 
+use crate::harness::run_tool;
 use image::RgbImage;
 use midnit_worker::render::decode::{decode_shrunk, Decoded};
 use midnit_worker::render::jpeg::{self, Refusal};
@@ -18,22 +19,8 @@ use midnit_worker::render::pixels::Layout;
 use midnit_worker::tools::samples;
 use midnit_worker::wipe::Ledger;
 use std::path::Path;
-use std::process::Command;
 
 const BUDGET: usize = 1 << 30;
-
-fn run(cmd: &str, args: &[&str]) -> Vec<u8> {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e} (libjpeg-turbo-progs, installed by .ci/run)"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
 
 fn photo(w: u32, h: u32) -> RgbImage {
     samples::figure_photo(w, h, 7)
@@ -48,7 +35,7 @@ fn cjpeg(dir: &Path, img: &RgbImage, args: &[&str]) -> Vec<u8> {
     let mut all = vec!["-quality", "90"];
     all.extend_from_slice(args);
     all.push(ppm.to_str().unwrap());
-    run("cjpeg", &all)
+    run_tool("cjpeg", &all)
 }
 
 /// Interleaved 8-bit samples, RGB or grey, with their channel count.
@@ -76,7 +63,7 @@ fn djpeg(dir: &Path, file: &[u8], s: u32) -> Plain {
     let f = dir.join("in.jpg");
     std::fs::write(&f, file).unwrap();
     let scale = format!("1/{s}");
-    let out = run("djpeg", &["-scale", &scale, f.to_str().unwrap()]);
+    let out = run_tool("djpeg", &["-scale", &scale, f.to_str().unwrap()]);
     parse_pnm(&out)
 }
 

@@ -197,19 +197,25 @@ impl<'a> Bits<'a> {
         extend(self.get(k) as i32, k)
     }
 
-    /// A whole AC coefficient from `t`'s combined table, when its code and value fit in one
-    /// look-up: `(run, value)`.
+    /// The next AC code of a sequential or first-pass scan, through `t`'s combined table
+    /// where the code and its value bits fit in one look-up.
     #[inline]
-    pub fn fast_ac(&mut self, t: &Huffman) -> Option<(usize, i32)> {
+    pub fn ac(&mut self, t: &Huffman) -> Result<Ac> {
         if self.n < FAST_BITS {
             self.refill();
         }
         let e = t.fast_ac[(self.buf >> (64 - FAST_BITS)) as usize];
-        if e == 0 {
-            return None;
+        if e != 0 {
+            self.consume((e & 15) as u32);
+            return Ok(Ac::Coefficient(((e >> 4) & 15) as usize, e >> 16));
         }
-        self.consume((e & 15) as u32);
-        Some((((e >> 4) & 15) as usize, e >> 16))
+        let rs = self.symbol(t)?;
+        let (r, s) = (u32::from(rs >> 4), u32::from(rs & 15));
+        Ok(match (s, r) {
+            (0, 15) => Ac::SixteenZeros,
+            (0, r) => Ac::EndOfBand(r),
+            (s, r) => Ac::Coefficient(r as usize, self.value(s)),
+        })
     }
 
     /// The next Huffman-coded symbol.
@@ -265,6 +271,17 @@ impl<'a> Bits<'a> {
     }
 }
 
+/// One AC code: a coefficient after `run` zeros, a run of 16 zeros, or the end of the band
+/// (with its run-length class, which a progressive scan extends to a run of bands).
+pub enum Ac {
+    /// `(zeros before it, value)`.
+    Coefficient(usize, i32),
+    /// ZRL.
+    SixteenZeros,
+    /// EOB, or EOBn in a progressive scan.
+    EndOfBand(u32),
+}
+
 /// JPEG's EXTEND: `k` raw bits as a signed coefficient value.
 #[inline]
 fn extend(v: i32, k: u32) -> i32 {
@@ -301,30 +318,17 @@ pub fn sequential(bits: &mut Bits, t: &Tables, pred: &mut i32, out: &mut [i16]) 
     let keep = out.len();
     let mut k = 1usize;
     while k < 64 {
-        if let Some((run, value)) = bits.fast_ac(ac) {
-            k += run;
-            if k < keep {
-                out[k] = value as i16;
+        match bits.ac(ac)? {
+            Ac::Coefficient(run, value) => {
+                k += run;
+                if k < keep {
+                    out[k] = value as i16;
+                }
+                k += 1;
             }
-            k += 1;
-            continue;
+            Ac::SixteenZeros => k += 16,
+            Ac::EndOfBand(_) => break,
         }
-        let rs = bits.symbol(ac)?;
-        let (r, s) = (usize::from(rs >> 4), u32::from(rs & 15));
-        if s == 0 {
-            if r != 15 {
-                break;
-            }
-            k += 16;
-            continue;
-        }
-        k += r;
-        if k < keep {
-            out[k] = bits.value(s) as i16;
-        } else {
-            bits.get(s);
-        }
-        k += 1;
     }
     if k > 64 {
         return Err(Refusal::Corrupt("a block with more than 64 coefficients"));
@@ -376,29 +380,20 @@ pub fn ac_first(
     let (ss, se) = band;
     let mut k = ss;
     while k <= se {
-        if let Some((run, value)) = bits.fast_ac(ac) {
-            k += run;
-            if k > se {
-                return Err(Refusal::Corrupt("a coefficient outside its band"));
+        match bits.ac(ac)? {
+            Ac::Coefficient(run, value) => {
+                k += run;
+                if k > se {
+                    return Err(Refusal::Corrupt("a coefficient outside its band"));
+                }
+                out[k] = value.wrapping_shl(al) as i16;
+                k += 1;
             }
-            out[k] = value.wrapping_shl(al) as i16;
-            k += 1;
-            continue;
-        }
-        let rs = bits.symbol(ac)?;
-        let (r, s) = (u32::from(rs >> 4), u32::from(rs & 15));
-        if s != 0 {
-            k += r as usize;
-            if k > se {
-                return Err(Refusal::Corrupt("a coefficient outside its band"));
+            Ac::SixteenZeros => k += 16,
+            Ac::EndOfBand(r) => {
+                *eobrun = (1u32 << r) - 1 + bits.get(r);
+                break;
             }
-            out[k] = bits.value(s).wrapping_shl(al) as i16;
-            k += 1;
-        } else if r < 15 {
-            *eobrun = (1u32 << r) - 1 + bits.get(r);
-            break;
-        } else {
-            k += 16;
         }
     }
     Ok(())

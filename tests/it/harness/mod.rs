@@ -210,3 +210,18 @@ pub fn error_code(reply: &Reply) -> String {
         .map(|e| e.code.clone())
         .unwrap_or_else(|| "ok".into())
 }
+
+/// Runs a tool from Debian's packages (`.ci/run` installs them) and returns its stdout;
+/// panics with its stderr if it fails.
+pub fn run_tool(cmd: &str, args: &[&str]) -> Vec<u8> {
+    let out = std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e} (installed by .ci/run from Debian's packages)"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
