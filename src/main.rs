@@ -211,8 +211,6 @@ fn main() -> ExitCode {
         std::process::exit(executor::selftest::run_selftest(&args));
     }
     let cli = Cli::parse();
-    telemetry::init(cli.log_json);
-    telemetry::disable_core_dumps();
     let mut sets = cli.sets.clone();
     let shorthand = [
         ("amqp_url", cli.amqp_url.clone()),
@@ -224,6 +222,8 @@ fn main() -> ExitCode {
             .into_iter()
             .filter_map(|(k, v)| Some((k.to_owned(), v?))),
     );
+    // What only a change of settings or files can mend ends the process at once, with exit
+    // code 2 and one line; nothing is retried.
     let config = match Config::load(cli.config.as_deref(), &sets) {
         Ok(c) => c,
         Err(e) => {
@@ -231,6 +231,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let _telemetry = match telemetry::init(cli.log_json, &config.telemetry) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::disable_core_dumps();
     // Idle blocking-pool threads (intake, sealing, wipes) end after a second, so a burst of
     // jobs leaves no threads behind at rest.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -239,13 +247,20 @@ fn main() -> ExitCode {
         .build()
         .expect("tokio runtime");
     let result = runtime.block_on(dispatch(cli.command, config));
+    drop(runtime);
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => match e.downcast_ref::<midnit_worker::app::worker::ServeError>() {
+            Some(serve) if serve.exit_code() == 2 => {
+                eprintln!("configuration error: {serve}");
+                ExitCode::from(2)
+            }
+            _ => {
+                tracing::error!("{e:#}");
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

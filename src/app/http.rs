@@ -62,6 +62,9 @@ fn respond(req: &Request<Incoming>, shared: &Handling) -> Response<Full<Bytes>> 
             "not connected to the broker\n",
         ),
         "/metrics" => {
+            if let Some((ready, target)) = shared.processor.executor.pool() {
+                stats.set_pool(ready, target);
+            }
             let mut response = Response::new(Full::new(Bytes::from(stats.encode())));
             response.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,

@@ -66,6 +66,7 @@ impl Settle for MemSettle {
         &'a self,
         _reply_to: &'a str,
         correlation_id: Option<&'a str>,
+        _traceparent: Option<&'a str>,
         body: &'a [u8],
     ) -> BoxFuture<'a, Result<ReplyOutcome, TransportError>> {
         let waiter = correlation_id.and_then(|id| self.waiters.lock().unwrap().remove(id));

@@ -7,4 +7,5 @@ pub mod http;
 pub mod memqueue;
 pub mod serve;
 pub mod telemetry;
+pub mod trace;
 pub mod worker;

@@ -77,6 +77,9 @@ pub enum SpillError {
     /// The directory is owned by another user: refusing to spill job data into it.
     #[error("spill directory {0} is owned by another user")]
     NotOwned(PathBuf),
+    /// The directory is on a disk-backed file system and `spill_require_tmpfs` is set.
+    #[error("spill directory {0} is not on tmpfs (spill_require_tmpfs = true): mount a tmpfs there, e.g. `--tmpfs /spill` or an emptyDir with medium: Memory")]
+    OnDisk(PathBuf),
 }
 
 /// The worker's private spill directory (mode 0700, files 0600).
@@ -109,6 +112,24 @@ impl SpillDir {
         };
         let leftovers = dir.wipe_leftovers().map_err(io_err)?;
         Ok((dir, leftovers))
+    }
+
+    /// Whether the directory is on a memory-backed file system (tmpfs or ramfs), where a
+    /// spill file never reaches a disk (unless the machine swaps).
+    pub fn is_memory_backed(&self) -> io::Result<bool> {
+        const TMPFS_MAGIC: i64 = 0x0102_1994;
+        const RAMFS_MAGIC: i64 = 0x8584_58f6;
+        let path = std::ffi::CString::new(self.path.as_os_str().as_encoded_bytes())
+            .map_err(|_| io::Error::other("spill directory path holds a NUL byte"))?;
+        let mut stat = std::mem::MaybeUninit::<libc::statfs>::zeroed();
+        // SAFETY: `path` is NUL-terminated and `stat` points to a statfs-sized buffer that the
+        // kernel fills on success (it is zeroed beforehand, so it is initialised either way).
+        if unsafe { libc::statfs(path.as_ptr(), stat.as_mut_ptr()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: zero-initialised above and filled by a successful statfs.
+        let kind = unsafe { stat.assume_init() }.f_type as i64;
+        Ok(kind == TMPFS_MAGIC || kind == RAMFS_MAGIC)
     }
 
     /// The directory's path.

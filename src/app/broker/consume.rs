@@ -92,6 +92,7 @@ fn incoming(mut delivery: Delivery, publisher: &Arc<Publisher>) -> Incoming {
         delivery_count: delivery_count(p),
         sent_ms: sent_ms(p),
         deadline_ms: deadline_ms(p),
+        traceparent: traceparent(p),
     };
     Incoming {
         // Moved out, not copied: the worker's SecretBuf owns the only copy from here on.
@@ -117,6 +118,21 @@ fn sent_ms(p: &BasicProperties) -> Option<u64> {
             _ => None,
         });
     header.or_else(|| p.timestamp().map(|s| s.saturating_mul(1000)))
+}
+
+/// The requester's `traceparent` header, if it is a valid W3C trace context.
+fn traceparent(p: &BasicProperties) -> Option<crate::app::trace::TraceParent> {
+    let value = p
+        .headers()
+        .as_ref()?
+        .inner()
+        .get(crate::app::trace::TRACEPARENT)?;
+    let text = match value {
+        AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok()?,
+        AMQPValue::ShortString(s) => s.as_str(),
+        _ => return None,
+    };
+    crate::app::trace::TraceParent::parse(text)
 }
 
 /// Earlier deliveries of this message, from a quorum queue's `x-delivery-count` header.

@@ -15,7 +15,7 @@
 //! returned (and counted) instead of silently dropped. A publisher channel the broker closes
 //! (a reply over its `max_message_size`, say) is reopened for the next publish.
 
-use crate::app::config::BrokerSettings;
+use crate::app::config::{BrokerSettings, SecretUrl};
 use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 use lapin::uri::AMQPUri;
 use lapin::{Connection, ConnectionProperties};
@@ -48,19 +48,28 @@ pub(super) fn op(what: &'static str) -> impl FnOnce(lapin::Error) -> BrokerError
     move |source| BrokerError::Op { what, source }
 }
 
-/// Opens a connection named `name`, with the configured `frame_max` (unless the URL sets one)
-/// and, for `amqps://`, the configured CA bundle and client certificate.
+/// Opens a connection named `name` to the first broker URL (see [`connect_to`]).
 pub async fn connect(config: &BrokerSettings, name: &str) -> Result<Connection, BrokerError> {
-    let url = config.amqp_url.redacted();
+    connect_to(config, &config.amqp_url.nth(0), name).await
+}
+
+/// Opens a connection named `name` to `url` (one of the configured nodes), with the configured
+/// `frame_max` (unless the URL sets one) and, for `amqps://`, the configured CA bundle and
+/// client certificate.
+pub async fn connect_to(
+    config: &BrokerSettings,
+    url: &SecretUrl,
+    name: &str,
+) -> Result<Connection, BrokerError> {
+    let redacted = url.redacted();
     let failed = |source| BrokerError::Connect {
-        url: url.clone(),
+        url: redacted.clone(),
         source,
     };
-    let mut uri: AMQPUri = config
-        .amqp_url
+    let mut uri: AMQPUri = url
         .expose()
         .parse()
-        .map_err(|e: String| BrokerError::Config(format!("amqp_url: {e}")))?;
+        .map_err(|_| BrokerError::Config("amqp_url: not a valid AMQP URL".into()))?;
     uri.query.frame_max.get_or_insert(config.frame_max);
     let tls = tls_config(config)?;
     let props = ConnectionProperties::default().with_connection_name(name.into());

@@ -87,6 +87,7 @@ impl Publisher {
         &self,
         reply_to: &str,
         correlation_id: Option<&str>,
+        traceparent: Option<&str>,
         body: &[u8],
     ) -> Result<ReplyOutcome, TransportError> {
         let direct = reply_to.starts_with(crate::protocol::DIRECT_REPLY_TO);
@@ -96,6 +97,14 @@ impl Publisher {
             .with_delivery_mode(mode);
         if let Some(id) = correlation_id {
             props = props.with_correlation_id(id.into());
+        }
+        if let Some(context) = traceparent {
+            let mut headers = lapin::types::FieldTable::default();
+            headers.insert(
+                crate::app::trace::TRACEPARENT.into(),
+                lapin::types::AMQPValue::LongString(context.into()),
+            );
+            props = props.with_headers(headers);
         }
         // Mandatory makes the broker return a reply whose queue is gone. RabbitMQ 3.x returns
         // every mandatory publish to a direct reply-to name even when it delivered it, so the
@@ -154,9 +163,13 @@ impl Settle for LapinSettle {
         &'a self,
         reply_to: &'a str,
         correlation_id: Option<&'a str>,
+        traceparent: Option<&'a str>,
         body: &'a [u8],
     ) -> BoxFuture<'a, Result<ReplyOutcome, TransportError>> {
-        Box::pin(self.publisher.publish(reply_to, correlation_id, body))
+        Box::pin(
+            self.publisher
+                .publish(reply_to, correlation_id, traceparent, body),
+        )
     }
 
     fn ack(self: Box<Self>) -> BoxFuture<'static, Result<(), TransportError>> {

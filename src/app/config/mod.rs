@@ -12,8 +12,10 @@ mod values;
 use crate::intake::{Preset, Presets};
 use crate::job::Limits;
 pub use crate::keys::{KeySettings, SealedMode};
-pub use sections::{BrokerSettings, ExecutorSettings, HttpSettings, WipeSettings, WorkerSettings};
-pub use values::{ExecutorKind, SecretUrl, Topology};
+pub use sections::{
+    BrokerSettings, ExecutorSettings, HttpSettings, TelemetrySettings, WipeSettings, WorkerSettings,
+};
+pub use values::{ExecutorKind, OtlpProtocol, SecretUrl, Topology};
 
 use crate::settings::{Key, Section};
 use std::path::{Path, PathBuf};
@@ -63,6 +65,8 @@ pub struct Config {
     pub wipe: WipeSettings,
     /// The health and metrics listener.
     pub http: HttpSettings,
+    /// Trace export.
+    pub telemetry: TelemetrySettings,
     /// Sealed jobs and their keys.
     pub keys: KeySettings,
     /// The limits every job is held to.
@@ -72,8 +76,15 @@ pub struct Config {
 }
 
 /// The sections' names, in the order the README lists them.
-pub const SECTIONS: [&str; 7] = [
-    "broker", "worker", "executor", "wipe", "http", "keys", "limits",
+pub const SECTIONS: [&str; 8] = [
+    "broker",
+    "worker",
+    "executor",
+    "wipe",
+    "http",
+    "telemetry",
+    "keys",
+    "limits",
 ];
 
 impl Config {
@@ -85,6 +96,7 @@ impl Config {
             ExecutorSettings::KEYS,
             WipeSettings::KEYS,
             HttpSettings::KEYS,
+            TelemetrySettings::KEYS,
             KeySettings::KEYS,
             Limits::KEYS,
         ]
@@ -188,7 +200,10 @@ impl Config {
     /// Applies every `MIDNIT_<KEY>` variable of `vars` (other variables are ignored;
     /// `MIDNIT_CONFIG` names the file, `MIDNIT_LOG` the log filter and
     /// `MIDNIT_RECEIPT_PUBLIC_KEY` and `MIDNIT_DIRECTORY_PUBLIC_KEY` the keys `verify-receipt`
-    /// and a sealed `submit` pin, so they are skipped).
+    /// and a sealed `submit` pin, so they are skipped). Variables Kubernetes injects for a
+    /// Service whose name starts with `midnit-` (`MIDNIT_WORKER_SERVICE_HOST`,
+    /// `MIDNIT_WORKER_PORT_9464_TCP`, …) are skipped too; any other unknown `MIDNIT_`
+    /// variable is an error, so a misspelt setting never passes unseen.
     pub fn apply_env(
         &mut self,
         vars: impl IntoIterator<Item = (String, String)>,
@@ -200,7 +215,8 @@ impl Config {
             if matches!(
                 key,
                 "CONFIG" | "LOG" | "RECEIPT_PUBLIC_KEY" | "DIRECTORY_PUBLIC_KEY"
-            ) {
+            ) || is_service_link(key, &value)
+            {
                 continue;
             }
             self.set(&key.to_ascii_lowercase(), &value)?;
@@ -217,6 +233,7 @@ impl Config {
             .or_else(|| self.executor.set(key, value))
             .or_else(|| self.wipe.set(key, value))
             .or_else(|| self.http.set(key, value))
+            .or_else(|| self.telemetry.set(key, value))
             .or_else(|| self.keys.set(key, value))
             .or_else(|| self.limits.set(key, value))
             .ok_or_else(|| ConfigError::UnknownKey(key.into()))?;
@@ -302,18 +319,120 @@ impl Config {
                 message,
             });
         }
-        let scheme_ok = ["amqp://", "amqps://"]
-            .iter()
-            .any(|s| b.amqp_url.expose().starts_with(s));
-        if !scheme_ok {
-            return bad("amqp_url", "must start with amqp:// or amqps://");
+        let endpoint = &self.telemetry.otlp_endpoint;
+        if !endpoint.is_empty()
+            && !endpoint.starts_with("http://")
+            && !endpoint.starts_with("https://")
+        {
+            return bad(
+                "otlp_endpoint",
+                "must be an http:// or https:// URL, or empty",
+            );
         }
-        Ok(())
+        check_broker_urls(b)?;
+        check_files(self)
     }
 }
 
 #[cfg(test)]
 mod tests;
+
+/// Whether `MIDNIT_<key>` is one of the variables Kubernetes' service links define for a
+/// Service named `midnit-…`: `<NAME>_SERVICE_HOST`, `<NAME>_SERVICE_PORT[_<PORT NAME>]`,
+/// `<NAME>_PORT` (`tcp://…`) and `<NAME>_PORT_<n>_<PROTO>[_PROTO|_PORT|_ADDR]`. No setting
+/// has such a name.
+fn is_service_link(key: &str, value: &str) -> bool {
+    if Config::keys().any(|k| k.name.eq_ignore_ascii_case(key)) {
+        return false;
+    }
+    if key.ends_with("_SERVICE_HOST") || key.contains("_SERVICE_PORT") {
+        return true;
+    }
+    if let Some((_, tail)) = key.rsplit_once("_PORT_") {
+        let mut parts = tail.split('_');
+        let port = parts.next().unwrap_or("");
+        let proto = parts.next().unwrap_or("");
+        let suffix = parts.next();
+        if !port.is_empty()
+            && port.bytes().all(|b| b.is_ascii_digit())
+            && ["TCP", "UDP", "SCTP"].contains(&proto)
+            && matches!(suffix, None | Some("PROTO" | "PORT" | "ADDR"))
+            && parts.next().is_none()
+        {
+            return true;
+        }
+    }
+    key.ends_with("_PORT")
+        && ["tcp://", "udp://", "sctp://"]
+            .iter()
+            .any(|s| value.starts_with(s))
+}
+
+/// Checks that each broker URL parses as an AMQP URL (the URL itself is never printed: it may
+/// hold a password).
+fn check_broker_urls(b: &BrokerSettings) -> Result<(), ConfigError> {
+    let bad = |message: String| ConfigError::Invalid {
+        key: "amqp_url".into(),
+        message,
+    };
+    let count = b.amqp_url.count();
+    if count == 0 {
+        return Err(bad("is empty".into()));
+    }
+    for (i, url) in b.amqp_url.urls().enumerate() {
+        let which = if count == 1 {
+            "the URL".to_owned()
+        } else {
+            format!("URL {} of {count}", i + 1)
+        };
+        if !url.starts_with("amqp://") && !url.starts_with("amqps://") {
+            return Err(bad(format!("{which} must start with amqp:// or amqps://")));
+        }
+        if url.parse::<lapin::uri::AMQPUri>().is_err() {
+            return Err(bad(format!(
+                "{which} is not a valid AMQP URL (amqp[s]://user:password@host:port/vhost)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Checks that every file a setting names can be read now: a worker that cannot read its CA
+/// bundle or keys stops at start with one line, instead of retrying something that cannot heal.
+fn check_files(config: &Config) -> Result<(), ConfigError> {
+    let b = &config.broker;
+    // The key state is read only when sealed requests are taken.
+    let key_state = match config.keys.sealed {
+        SealedMode::Off => None,
+        _ => config.keys.key_state_file.clone(),
+    };
+    // Each file, and the PEM block it must hold (none for the receipt key's hex seed).
+    let files = [
+        ("tls_ca_file", &b.tls_ca_file, Some("CERTIFICATE-----")),
+        ("tls_cert_file", &b.tls_cert_file, Some("CERTIFICATE-----")),
+        ("tls_key_file", &b.tls_key_file, Some("PRIVATE KEY-----")),
+        ("receipt_key_file", &config.wipe.receipt_key_file, None),
+        ("key_state_file", &key_state, None),
+    ];
+    for (key, path, pem) in files {
+        let Some(path) = path else { continue };
+        let bad = |message: String| ConfigError::Invalid {
+            key: key.into(),
+            message,
+        };
+        let text =
+            std::fs::read(path).map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?;
+        if let Some(block) = pem {
+            if memchr::memmem::find(&text, block.as_bytes()).is_none() {
+                return Err(bad(format!(
+                    "{} holds no PEM `-----BEGIN {block}` block",
+                    path.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
 
 /// The `[presets.NAME]` tables: `outputs` (a list of output tables, as in a request) and
 /// `recipe` (a recipe table) or `recipe_file` (a recipe JSON file, or a request file whose

@@ -1,15 +1,17 @@
 //! Every setting of the worker, declared once, by concern. Each section goes to the code that
 //! needs it and nowhere else; [`super::Config`] composes them.
 
-use super::values::{ExecutorKind, SecretUrl, Topology};
+use super::values::{ExecutorKind, OtlpProtocol, SecretUrl, Topology};
 use std::path::PathBuf;
 
 crate::settings! {
     /// The broker: where jobs come from and replies go (the `[broker]` section).
     pub struct BrokerSettings in "broker" {
-        /// AMQP URL of the broker (credentials never printed).
+        /// AMQP URL of the broker (credentials never printed); a cluster's nodes as a
+        /// comma-separated list, tried in turn whenever a connection is lost.
         amqp_url: SecretUrl = SecretUrl::new("amqp://guest:guest@127.0.0.1:5672/%2f"),
-            "`amqp://guest:guest@127.0.0.1:5672/%2f`", "the broker";
+            "`amqp://guest:guest@127.0.0.1:5672/%2f`",
+            "the broker; for a cluster, one URL per node, comma-separated: a lost connection moves to the next (see [docs/OPERATIONS.md](docs/OPERATIONS.md))";
         /// Queue the worker consumes render jobs from.
         queue: String = "midnit.render".into(), "`midnit.render`", "the jobs queue";
         /// `transient` (classic queue, nothing on the broker's disk) or `durable` (quorum queue,
@@ -101,6 +103,10 @@ crate::settings! {
         /// Private directory for spilled inputs (created 0700).
         spill_dir: PathBuf = std::env::temp_dir().join("midnit-worker-spill"),
             "`$TMPDIR/midnit-worker-spill`", "private spill directory (0700; put it on tmpfs)";
+        /// Refuse to start unless `spill_dir` is on a memory-backed file system (tmpfs or
+        /// ramfs); when `false`, a disk-backed `spill_dir` is only warned about.
+        spill_require_tmpfs: bool = false, "false",
+            "refuse to start unless `spill_dir` is on tmpfs/ramfs (`false`: warn at start). The container image and the Kubernetes and systemd files set `true`";
         /// Inputs larger than this many bytes are spilled to `spill_dir` before decoding.
         spill_threshold_bytes: usize = 8 << 20, "8388608",
             "inputs larger than this are spilled before decoding";
@@ -126,5 +132,21 @@ crate::settings! {
         /// empty turns it off. Port 0 picks a free port (logged).
         http_addr: String = "127.0.0.1:9464".into(), "`127.0.0.1:9464`",
             "health and metrics listener: `/healthz`, `/readyz`, `/metrics` (empty: off; port 0 picks one and logs it)";
+    }
+}
+
+crate::settings! {
+    /// Traces (the `[telemetry]` section): job spans exported over OTLP, continuing the W3C
+    /// trace context a request carries.
+    pub struct TelemetrySettings in "telemetry" {
+        /// OTLP/HTTP traces endpoint (`http://collector:4318/v1/traces`); empty: no export.
+        otlp_endpoint: String = String::new(), "empty (off)",
+            "OTLP/HTTP endpoint job spans are exported to (`http://collector:4318/v1/traces`); spans carry ids and timings, never request values";
+        /// `http/protobuf` or `http/json`.
+        otlp_protocol: OtlpProtocol = OtlpProtocol::Protobuf, "`http/protobuf`",
+            "`http/protobuf` or `http/json`";
+        /// The `service.name` resource attribute of exported spans.
+        otlp_service_name: String = "midnit-worker".into(), "`midnit-worker`",
+            "`service.name` of exported spans";
     }
 }

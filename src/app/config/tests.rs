@@ -120,6 +120,10 @@ fn every_listed_key_can_be_set() {
             }
             "http_addr" => "127.0.0.1:0",
             "executor" => "in_process",
+            "otlp_endpoint" => "http://127.0.0.1:4318/v1/traces",
+            "otlp_protocol" => "http/json",
+            "otlp_service_name" => "w",
+            "spill_require_tmpfs" => "true",
             "topology" => "durable",
             "sealed" => "required",
             "key_state_file" => "/x",
@@ -167,4 +171,99 @@ fn the_amqp_password_never_prints() {
     let mut config = Config::default();
     config.broker.amqp_url = url;
     assert!(!format!("{config:?}").contains("hunter2"));
+}
+
+#[test]
+fn kubernetes_service_link_variables_are_tolerated_and_misspelt_settings_are_not() {
+    let mut config = Config::default();
+    config
+        .apply_env(env(&[
+            ("MIDNIT_WORKER_SERVICE_HOST", "10.0.0.1"),
+            ("MIDNIT_WORKER_SERVICE_PORT", "9464"),
+            ("MIDNIT_WORKER_SERVICE_PORT_METRICS", "9464"),
+            ("MIDNIT_WORKER_PORT", "tcp://10.0.0.1:9464"),
+            ("MIDNIT_WORKER_PORT_9464_TCP", "tcp://10.0.0.1:9464"),
+            ("MIDNIT_WORKER_PORT_9464_TCP_PROTO", "tcp"),
+            ("MIDNIT_WORKER_PORT_9464_TCP_PORT", "9464"),
+            ("MIDNIT_WORKER_PORT_9464_TCP_ADDR", "10.0.0.1"),
+        ]))
+        .unwrap();
+    assert_eq!(config, Config::default());
+    for (name, value) in [
+        ("MIDNIT_WORKER_PORT", "9464"),
+        ("MIDNIT_WORKER_PORT_9464_TCP_EXTRA", "x"),
+        ("MIDNIT_CONCURENCY", "2"),
+    ] {
+        let err = Config::default()
+            .apply_env(env(&[(name, value)]))
+            .unwrap_err();
+        assert!(matches!(err, ConfigError::UnknownKey(_)), "{name}: {err}");
+    }
+}
+
+#[test]
+fn a_list_of_broker_urls_is_one_per_node_and_each_is_checked_without_printing_it() {
+    let mut config = Config::default();
+    config
+        .set(
+            "amqp_url",
+            "amqp://w:s3cret@a:5672/%2f, amqp://w:s3cret@b:5673/%2f,amqps://w:s3cret@c/%2f",
+        )
+        .unwrap();
+    config.validate().unwrap();
+    assert_eq!(config.broker.amqp_url.count(), 3);
+    assert_eq!(
+        config.broker.amqp_url.nth(4).expose(),
+        "amqp://w:s3cret@b:5673/%2f"
+    );
+    assert!(!config.broker.amqp_url.redacted().contains("s3cret"));
+    for (url, says) in [
+        ("http://w:s3cret@a/", "must start with amqp:// or amqps://"),
+        ("amqp://w:s3cret@a:notaport/%2f", "not a valid AMQP URL"),
+        (
+            "amqp://w:s3cret@a:5672/%2f,amqp://w:s3cret@b:99999/%2f",
+            "URL 2 of 2",
+        ),
+        ("  ,  ", "is empty"),
+    ] {
+        config.set("amqp_url", url).unwrap();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(
+            err.starts_with("setting `amqp_url`") && err.contains(says),
+            "{url}: {err}"
+        );
+        assert!(!err.contains("s3cret"), "{err}");
+    }
+}
+
+#[test]
+fn a_file_a_setting_names_must_be_readable_at_start() {
+    let mut config = Config::default();
+    config.set("tls_ca_file", "/nonexistent/ca.pem").unwrap();
+    let err = config.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("tls_ca_file") && err.contains("/nonexistent/ca.pem"),
+        "{err}"
+    );
+    let mut config = Config::default();
+    config
+        .set("receipt_key_file", "/nonexistent/receipt.key")
+        .unwrap();
+    assert!(config
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("receipt_key_file"));
+}
+
+#[test]
+fn an_otlp_endpoint_is_an_http_url() {
+    let mut config = Config::default();
+    config.set("otlp_endpoint", "collector:4318").unwrap();
+    assert!(config
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("otlp_endpoint"));
+    assert!(config.set("otlp_protocol", "grpc").is_err());
 }

@@ -17,9 +17,29 @@ impl SecretUrl {
         &self.0
     }
 
-    /// The URL with any password replaced by `***`.
+    /// The URL with any password replaced by `***` (each URL of a list).
     pub fn redacted(&self) -> String {
-        redact_url(&self.0)
+        self.urls().map(redact_url).collect::<Vec<_>>().join(",")
+    }
+
+    /// The URLs it holds: one per broker node, comma-separated (a cluster's nodes; the worker
+    /// moves to the next when a connection is lost).
+    pub fn urls(&self) -> impl Iterator<Item = &str> {
+        self.0.split(',').map(str::trim).filter(|u| !u.is_empty())
+    }
+
+    /// The `i`-th URL, counting round the list.
+    pub fn nth(&self, i: usize) -> SecretUrl {
+        let urls: Vec<&str> = self.urls().collect();
+        match urls.len() {
+            0 => self.clone(),
+            n => SecretUrl::new(urls[i % n]),
+        }
+    }
+
+    /// How many URLs it holds.
+    pub fn count(&self) -> usize {
+        self.urls().count()
     }
 }
 
@@ -102,5 +122,24 @@ impl Setting for ExecutorKind {
 impl Setting for Topology {
     fn parse_setting(text: &str) -> Result<Self, String> {
         text.trim().parse()
+    }
+}
+
+/// The OTLP/HTTP encoding of exported spans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    /// `http/protobuf` (OTLP's default).
+    Protobuf,
+    /// `http/json`.
+    Json,
+}
+
+impl Setting for OtlpProtocol {
+    fn parse_setting(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "http/protobuf" => Ok(Self::Protobuf),
+            "http/json" => Ok(Self::Json),
+            _ => Err("must be http/protobuf or http/json".into()),
+        }
     }
 }

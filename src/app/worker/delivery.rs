@@ -23,6 +23,8 @@ pub struct Props {
     /// When the job stops being useful (ms since the Unix epoch): the deadline header, or the
     /// message's `timestamp` + `expiration`, whichever is earlier.
     pub deadline_ms: Option<u64>,
+    /// The requester's W3C trace context (`traceparent` header), when it sent a valid one.
+    pub traceparent: Option<crate::app::trace::TraceParent>,
 }
 
 /// What became of a published reply.
@@ -41,11 +43,13 @@ pub struct TransportError(pub String);
 
 /// How a delivery is answered and settled on its transport.
 pub trait Settle: Send + Sync + 'static {
-    /// Publishes `body` to `reply_to` with `correlation_id`, waiting for the broker's confirm.
+    /// Publishes `body` to `reply_to` with `correlation_id` (and the job's `traceparent`
+    /// header), waiting for the broker's confirm.
     fn reply<'a>(
         &'a self,
         reply_to: &'a str,
         correlation_id: Option<&'a str>,
+        traceparent: Option<&'a str>,
         body: &'a [u8],
     ) -> BoxFuture<'a, Result<ReplyOutcome, TransportError>>;
     /// Acknowledges the delivery: the job is done.

@@ -42,8 +42,17 @@ pub async fn handle(incoming: Incoming, shared: Arc<Handling>) {
     let span = info_span!(
         "job",
         id = props.correlation_id.as_deref().unwrap_or("-"),
-        redelivered = props.redelivered
+        redelivered = props.redelivered,
+        trace_id = tracing::field::Empty,
     );
+    if let Some(parent) = &props.traceparent {
+        crate::app::trace::continue_in(&span, parent);
+    }
+    let reply_context = crate::app::trace::for_reply(&span, props.traceparent.as_ref());
+    span.record("trace_id", reply_context.trace_id_hex());
+    let traceparent = reply_context.format();
+    let props = &props;
+    let traceparent = traceparent.as_str();
     async move {
         let started = Instant::now();
         let started_ms = now_unix_ms();
@@ -56,13 +65,13 @@ pub async fn handle(incoming: Incoming, shared: Arc<Handling>) {
         info!(body_bytes, "job received");
         let ledger = Ledger::new();
         let body = SecretBuf::new(body, "request.body", &ledger);
-        let attempt = shared.attempts.attempt(&props);
-        let Some(reply_to) = usable_reply_to(&props).map(str::to_owned) else {
+        let attempt = shared.attempts.attempt(props);
+        let Some(reply_to) = usable_reply_to(props).map(str::to_owned) else {
             off_runtime(body).await;
             warn!("message has no usable reply_to: acked, with a dead-letter record");
             let settlement = decide(false, false, attempt.is_last(), Published::Nothing);
             settle_as(
-                settlement, settle, &shared, &props, None, body_bytes, attempt,
+                settlement, settle, &shared, props, None, body_bytes, attempt,
             )
             .await;
             return;
@@ -89,7 +98,7 @@ pub async fn handle(incoming: Incoming, shared: Arc<Handling>) {
             );
             let settlement = decide(true, true, false, Published::Nothing);
             settle_as(
-                settlement, settle, &shared, &props, None, body_bytes, attempt,
+                settlement, settle, &shared, props, None, body_bytes, attempt,
             )
             .await;
             return;
@@ -98,14 +107,30 @@ pub async fn handle(incoming: Incoming, shared: Arc<Handling>) {
         let sealed = processor.seal(processed.result, &context).await;
         let code = sealed.code;
         let reply_at = Instant::now();
-        let mut published = publish(&*settle, &reply_to, &props, &sealed.body, &shared).await;
+        let mut published = publish(
+            &*settle,
+            &reply_to,
+            props,
+            traceparent,
+            &sealed.body,
+            &shared,
+        )
+        .await;
         if published == Published::Failed {
             let short = JobError::new(
                 ErrorCode::Internal,
                 "the reply could not be delivered to the broker; send the request again",
             );
             let fallback = processor.seal(Err(short), &context).await;
-            if publish(&*settle, &reply_to, &props, &fallback.body, &shared).await
+            if publish(
+                &*settle,
+                &reply_to,
+                props,
+                traceparent,
+                &fallback.body,
+                &shared,
+            )
+            .await
                 == Published::Reply
             {
                 published = Published::Fallback;
@@ -119,7 +144,7 @@ pub async fn handle(incoming: Incoming, shared: Arc<Handling>) {
             (_, None) => Outcome::Ok,
         };
         settle_as(
-            settlement, settle, &shared, &props, code, body_bytes, attempt,
+            settlement, settle, &shared, props, code, body_bytes, attempt,
         )
         .await;
         if matches!(settlement, Settlement::Requeue) {
@@ -151,6 +176,7 @@ pub async fn handle(incoming: Incoming, shared: Arc<Handling>) {
             stats.observe(Stage::Encode, t.encode);
         }
         stats.finished(&outcome, wiped_bytes + reply_bytes as u64);
+        stats.job_took(&outcome, started.elapsed());
         let t = timings.unwrap_or_default();
         info!(
             outcome = outcome.label(),
@@ -176,12 +202,18 @@ async fn publish(
     settle: &dyn Settle,
     reply_to: &str,
     props: &Props,
+    traceparent: &str,
     body: &SecretBuf,
     shared: &Handling,
 ) -> Published {
     for attempt in 1..=PUBLISH_ATTEMPTS {
         match settle
-            .reply(reply_to, props.correlation_id.as_deref(), body.as_slice())
+            .reply(
+                reply_to,
+                props.correlation_id.as_deref(),
+                Some(traceparent),
+                body.as_slice(),
+            )
             .await
         {
             Ok(ReplyOutcome::Delivered) => return Published::Reply,

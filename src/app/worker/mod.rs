@@ -63,6 +63,22 @@ pub enum ServeError {
     DrainTimeout(usize),
 }
 
+impl ServeError {
+    /// The process exit code: 2 for what only a change of configuration or files can mend
+    /// (nothing is retried), 1 for the rest.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Broker(BrokerError::Config(_))
+            | Self::Spill(_)
+            | Self::Key(_)
+            | Self::Keys(_)
+            | Self::Executor(_)
+            | Self::Http(..) => 2,
+            Self::Broker(_) | Self::KeyGen(_) | Self::KeyPage(_) | Self::DrainTimeout(_) => 1,
+        }
+    }
+}
+
 /// The receipt signer: from the configured key file, or a fresh key whose public half is
 /// logged (backends verify receipts against it).
 pub fn receipt_signer(key_file: Option<&Path>) -> Result<ReceiptSigner, ServeError> {
@@ -189,6 +205,7 @@ pub fn processor(config: &Config, executor: Arc<dyn Executor>) -> Result<Process
     if leftovers > 0 {
         warn!(leftovers, "wiped spill files left by an earlier run");
     }
+    check_spill_medium(&spill, config.wipe.spill_require_tmpfs)?;
     let signer = receipt_signer(config.wipe.receipt_key_file.as_deref())?;
     Ok(Processor {
         executor,
@@ -201,6 +218,23 @@ pub fn processor(config: &Config, executor: Arc<dyn Executor>) -> Result<Process
     })
 }
 
+/// Refuses (`require`) or warns about a spill directory that is not on tmpfs: large inputs are
+/// written there, and on a disk their bytes outlive the overwrite (journals, remapped blocks).
+fn check_spill_medium(spill: &SpillDir, require: bool) -> Result<(), ServeError> {
+    let on_memory = spill.is_memory_backed().map_err(|source| SpillError::Io {
+        path: spill.path().to_owned(),
+        source,
+    })?;
+    match (on_memory, require) {
+        (true, _) => Ok(()),
+        (false, true) => Err(SpillError::OnDisk(spill.path().to_owned()).into()),
+        (false, false) => {
+            warn!(spill_dir = %spill.path().display(), "the spill directory is not on tmpfs: spilled inputs reach a disk (set spill_require_tmpfs = true to refuse)");
+            Ok(())
+        }
+    }
+}
+
 /// What the running loop needs: the broker's settings, how many jobs at once, when to drain
 /// and to wipe, and the handling of each delivery.
 pub(crate) struct Running {
@@ -210,9 +244,22 @@ pub(crate) struct Running {
     idle_wipe: Option<Duration>,
     key_follow: Duration,
     handling: Arc<Handling>,
+    /// Which of the broker's URLs (a cluster's nodes) the next connection goes to.
+    node: std::sync::atomic::AtomicUsize,
 }
 
 impl Running {
+    /// The broker URL the next connection goes to.
+    fn node(&self) -> crate::app::config::SecretUrl {
+        let i = self.node.load(std::sync::atomic::Ordering::Relaxed);
+        self.broker.amqp_url.nth(i)
+    }
+
+    /// Moves on to the next node (after a failed attempt or a lost connection).
+    fn next_node(&self) {
+        self.node.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Starts the key clock, if the worker has keys; it stops with the returned guard.
     fn key_clock(&self) -> tokio_util::sync::DropGuard {
         let stop = CancellationToken::new();
@@ -234,7 +281,7 @@ impl Running {
         info!(
             queue = %self.broker.queue,
             concurrency = self.concurrency,
-            broker = %self.broker.amqp_url.redacted(),
+            broker = %self.node().redacted(),
             "consuming"
         );
     }
@@ -274,7 +321,7 @@ impl Worker {
     ) -> Result<Self, ServeError> {
         let mut worker = Self::prepare(config, executor)?;
         let run = &worker.run;
-        worker.session = Some(Session::open(&run.broker, run.concurrency).await?);
+        worker.session = Some(Session::open(&run.broker, &run.node(), run.concurrency).await?);
         worker.run.consuming();
         Ok(worker)
     }
@@ -298,6 +345,7 @@ impl Worker {
                 delivery_limit: config.broker.delivery_limit,
             },
         });
+        handling.stats.set_concurrency(config.worker.concurrency);
         let run = Running {
             concurrency: config.worker.concurrency,
             drain_timeout: Duration::from_secs(config.worker.drain_timeout_secs),
@@ -305,6 +353,7 @@ impl Worker {
             key_follow: Duration::from_secs(config.keys.key_follow_secs),
             handling,
             broker: config.broker,
+            node: Default::default(),
         };
         Ok(Self { session: None, run })
     }
@@ -331,8 +380,12 @@ impl Worker {
             let mut session = match self.session.take() {
                 Some(session) => session,
                 None => match reconnect(run, &mut backoff, &shutdown).await {
-                    Some(session) => session,
-                    None => break,
+                    Ok(Some(session)) => session,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracker.close();
+                        return Err(e.into());
+                    }
                 },
             };
             if std::mem::take(&mut lost) {
@@ -363,6 +416,8 @@ impl Worker {
                 }
                 Stopped::SourceEnded => {
                     lost = true;
+                    // A cluster's node may be the one that went: try the next one first.
+                    run.next_node();
                     stats.set_ready(false);
                     warn!(in_flight = tracker.len(), "the broker connection was lost; unacked jobs return to the queue; reconnecting");
                     drop(session);

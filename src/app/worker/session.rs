@@ -2,7 +2,7 @@
 
 use super::{Incoming, Running};
 use crate::app::broker::{self, BrokerError, Consuming};
-use crate::app::config::BrokerSettings;
+use crate::app::config::{BrokerSettings, SecretUrl};
 use futures_util::Stream;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,10 +19,11 @@ pub(super) struct Session {
 impl Session {
     pub(super) async fn open(
         config: &BrokerSettings,
+        url: &SecretUrl,
         prefetch: usize,
     ) -> Result<Self, BrokerError> {
         let name = format!("midnit-worker {} {}", config.queue, std::process::id());
-        let conn = Arc::new(broker::connect(config, &name).await?);
+        let conn = Arc::new(broker::connect_to(config, url, &name).await?);
         let (consuming, source) = match Consuming::start(&conn, config, prefetch).await {
             Ok(started) => started,
             Err(e) => {
@@ -95,40 +96,45 @@ fn jitter_unit() -> f64 {
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// Opens a new session, retrying with backoff; `None` if shutdown came first. Logs the
-/// first failure and then every tenth, not every attempt.
+/// Opens a new session, retrying with backoff and moving round the configured nodes after each
+/// failure; `Ok(None)` if shutdown came first. Logs the first failure and then every tenth, not
+/// every attempt. Only what can heal is retried (a broker that is down, refused credentials);
+/// settings that can never connect (a TLS file that does not parse) end the worker.
 pub(super) async fn reconnect(
     run: &Running,
     backoff: &mut Backoff,
     shutdown: &CancellationToken,
-) -> Option<Session> {
+) -> Result<Option<Session>, BrokerError> {
     loop {
         if shutdown.is_cancelled() {
-            return None;
+            return Ok(None);
         }
-        let attempt = Session::open(&run.broker, run.concurrency);
+        let url = run.node();
+        let attempt = Session::open(&run.broker, &url, run.concurrency);
         let opened = tokio::select! {
             biased;
-            _ = shutdown.cancelled() => return None,
+            _ = shutdown.cancelled() => return Ok(None),
             opened = attempt => opened,
         };
         match opened {
             Ok(session) => {
                 if backoff.attempts > 0 {
                     run.handling.stats.reconnected();
-                    info!(attempts = backoff.attempts, "reconnected to the broker");
+                    info!(attempts = backoff.attempts, broker = %url.redacted(), "reconnected to the broker");
                 }
                 backoff.reset();
                 run.consuming();
-                return Some(session);
+                return Ok(Some(session));
             }
+            Err(e @ BrokerError::Config(_)) => return Err(e),
             Err(e) => {
+                run.next_node();
                 let delay = backoff.delay();
                 if backoff.attempts == 1 || backoff.attempts.is_multiple_of(10) {
                     warn!(error = %e, attempt = backoff.attempts, retry_in_ms = delay.as_millis() as u64, "broker unreachable; retrying");
                 }
                 tokio::select! {
-                    _ = shutdown.cancelled() => return None,
+                    _ = shutdown.cancelled() => return Ok(None),
                     () = tokio::time::sleep(delay) => {}
                 }
             }

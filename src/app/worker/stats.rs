@@ -52,8 +52,18 @@ struct JobLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StageLabels {
     stage: &'static str,
+}
+
+fn job_histogram() -> Histogram {
+    // 5 ms … about 80 s.
+    Histogram::new(exponential_buckets(0.005, 2.0, 15))
 }
 
 fn stage_histogram() -> Histogram {
@@ -67,7 +77,12 @@ pub struct Stats {
     jobs: Family<JobLabels, Counter>,
     stages: Family<StageLabels, Histogram, fn() -> Histogram>,
     renderer_rss: Histogram,
+    job_duration: Family<OutcomeLabels, Histogram, fn() -> Histogram>,
     in_flight: Gauge,
+    concurrency: Gauge,
+    utilisation: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pool_ready: Gauge,
+    pool_target: Gauge,
     ready: Gauge,
     dead_lettered: Counter,
     returned: Counter,
@@ -124,7 +139,12 @@ impl Default for Stats {
             stages: Family::new_with_constructor(stage_histogram),
             // 8 MiB … 8 GiB.
             renderer_rss: Histogram::new(exponential_buckets(8.0 * 1048576.0, 2.0, 11)),
+            job_duration: Family::new_with_constructor(job_histogram),
             in_flight: Gauge::default(),
+            concurrency: Gauge::default(),
+            utilisation: Gauge::default(),
+            pool_ready: Gauge::default(),
+            pool_target: Gauge::default(),
             ready: Gauge::default(),
             key_epoch: Gauge::default(),
             key_previous_held: Gauge::default(),
@@ -138,6 +158,40 @@ impl Default for Stats {
             crash_requeues: Counter::default(),
         };
         let r = &mut stats.registry;
+        r.register(
+            "build",
+            "The running worker's version (value 1)",
+            prometheus_client::metrics::info::Info::new(vec![(
+                "version",
+                env!("CARGO_PKG_VERSION"),
+            )]),
+        );
+        r.register_with_unit(
+            "job_duration",
+            "End to end per answered job, from its delivery to its reply confirmed and its delivery settled, by outcome (ok or error)",
+            Unit::Seconds,
+            stats.job_duration.clone(),
+        );
+        r.register(
+            "concurrency",
+            "Job slots of this worker (jobs rendered at once; the AMQP prefetch)",
+            stats.concurrency.clone(),
+        );
+        r.register(
+            "utilisation_ratio",
+            "Share of the job slots in use now (jobs_in_flight / concurrency), 0 to 1",
+            stats.utilisation.clone(),
+        );
+        r.register(
+            "renderer_pool_size",
+            "Pre-started renderer processes waiting for a job now",
+            stats.pool_ready.clone(),
+        );
+        r.register(
+            "renderer_pool_target",
+            "Pre-started renderer processes the pool keeps ready (0: each renderer starts with its job)",
+            stats.pool_target.clone(),
+        );
         r.register(
             "jobs",
             "Jobs answered, by outcome (ok or error) and error code",
@@ -252,10 +306,48 @@ impl Stats {
 
     pub(super) fn started(&self) {
         self.in_flight.inc();
+        self.update_utilisation();
     }
 
     pub(super) fn ended(&self) {
         self.in_flight.dec();
+        self.update_utilisation();
+    }
+
+    /// Records the worker's job slots (utilisation is measured against them).
+    pub fn set_concurrency(&self, slots: usize) {
+        self.concurrency
+            .set(i64::try_from(slots).unwrap_or(i64::MAX));
+        self.update_utilisation();
+    }
+
+    fn update_utilisation(&self) {
+        let slots = self.concurrency.get();
+        let share = if slots > 0 {
+            (self.in_flight.get() as f64 / slots as f64).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        self.utilisation.set(share);
+    }
+
+    /// Records the renderer pool: ready now, and kept ready.
+    pub fn set_pool(&self, ready: usize, target: usize) {
+        self.pool_ready
+            .set(i64::try_from(ready).unwrap_or(i64::MAX));
+        self.pool_target
+            .set(i64::try_from(target).unwrap_or(i64::MAX));
+    }
+
+    /// Records one answered job's time from delivery to settlement.
+    pub(super) fn job_took(&self, outcome: &Outcome, took: Duration) {
+        let outcome = match outcome {
+            Outcome::Ok => "ok",
+            Outcome::Error(_) => "error",
+        };
+        self.job_duration
+            .get_or_create(&OutcomeLabels { outcome })
+            .observe(took.as_secs_f64());
     }
 
     pub(super) fn rejected(&self) {

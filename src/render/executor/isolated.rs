@@ -144,6 +144,10 @@ impl Isolated {
 }
 
 impl Executor for Isolated {
+    fn pool(&self) -> Option<(usize, usize)> {
+        Some((self.spares.ready_count(), self.spares.target))
+    }
+
     fn execute(&self, job: Job) -> BoxFuture<'_, Result<Rendered, JobError>> {
         Box::pin(async move {
             // The semaphore is never closed, so acquiring cannot fail.

@@ -38,6 +38,12 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait Executor: Send + Sync + 'static {
     /// Renders `job`. The job (and every input it holds) is wiped before the result returns.
     fn execute(&self, job: Job) -> BoxFuture<'_, Result<Rendered, JobError>>;
+
+    /// Pre-started renderers: how many are ready now, and how many the pool keeps ready
+    /// (`None` for an executor without a pool).
+    fn pool(&self) -> Option<(usize, usize)> {
+        None
+    }
 }
 
 /// Renders in this process, on the blocking thread pool.

@@ -51,6 +51,11 @@ impl Spares {
         })
     }
 
+    /// How many renderers wait for a job now.
+    pub(super) fn ready_count(&self) -> usize {
+        self.ready.lock().map_or(0, |r| r.len())
+    }
+
     /// A ready renderer that is still alive, if there is one.
     pub(super) fn take(&self) -> Option<Renderer> {
         let mut ready = self.ready.lock().unwrap_or_else(|e| e.into_inner());
