@@ -23,6 +23,20 @@ pub fn photos() -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// Whether `rel` (an input path in a request file) names one of the sample photos:
+/// `photos/figure-1.jpg` … `photos/figure-9.jpg`, `photos/sticker.png`.
+pub fn is_sample_photo(rel: &Path) -> bool {
+    let Ok(name) = rel.strip_prefix("photos") else {
+        return false;
+    };
+    let name = name.to_str().unwrap_or("");
+    let figure = name
+        .strip_prefix("figure-")
+        .and_then(|n| n.strip_suffix(".jpg"))
+        .and_then(|n| n.parse::<u8>().ok());
+    name == "sticker.png" || matches!(figure, Some(1..=9))
+}
+
 /// Writes the sample photos into `dir/photos` unless they are already there. Each file is
 /// written under a temporary name and renamed, so concurrent callers never see half a file.
 pub fn ensure_photos(dir: &Path) -> std::io::Result<()> {

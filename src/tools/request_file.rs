@@ -56,7 +56,11 @@ pub fn load(path: &Path) -> Result<Request, RequestFileError> {
     let base = path.parent().unwrap_or(Path::new("."));
     let mut inputs = BTreeMap::new();
     for (name, rel) in file.inputs {
-        let input_path = base.join(rel);
+        let input_path = base.join(&rel);
+        if !input_path.exists() && crate::tools::gallery::is_sample_photo(Path::new(&rel)) {
+            // The recipe examples' photos are synthetic and never committed: drawn on first use.
+            crate::tools::gallery::ensure_photos(base).map_err(io_err(&input_path))?;
+        }
         let bytes = std::fs::read(&input_path).map_err(io_err(&input_path))?;
         inputs.insert(name, serde_bytes::ByteBuf::from(bytes));
     }
