@@ -128,7 +128,7 @@ impl SpillDir {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: zero-initialised above and filled by a successful statfs.
-        let kind = unsafe { stat.assume_init() }.f_type as i64;
+        let kind = i64::from(unsafe { stat.assume_init() }.f_type);
         Ok(kind == TMPFS_MAGIC || kind == RAMFS_MAGIC)
     }
 

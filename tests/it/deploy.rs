@@ -85,3 +85,34 @@ async fn a_worker_starts_on_the_deploy_definitions_of_each_topology() {
         clear_policies(&queue);
     }
 }
+
+/// The container image, proven without a container engine: `deploy/image-check.sh` builds the
+/// runtime stage's root filesystem from Debian's packages with debootstrap (cached by the
+/// stage's text), installs this binary into it, and runs it as the image would — PID 1 of its
+/// own namespaces, uid 10001 with no capabilities, read-only root, a tmpfs at /spill, the
+/// image's ENV, ENTRYPOINT and CMD — then sends jobs through the broker, runs the HEALTHCHECK
+/// inside, and shows a disk-backed /spill is refused. Each check prints a line; all must pass.
+#[test]
+fn the_image_runtime_stage_runs_the_worker_read_only_as_its_user_with_a_tmpfs_spill() {
+    let script = format!("{}/deploy/image-check.sh", env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(script)
+        .arg(env!("CARGO_BIN_EXE_midnit-worker"))
+        .env("MIDNIT_AMQP_URL", amqp_url())
+        .output()
+        .expect("deploy/image-check.sh runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}");
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(" 0 failed, 0 skipped"), "{text}");
+    for check in ["start", "identity", "job", "read-only", "spill-on-disk"] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("PASS") && l.split_whitespace().nth(1) == Some(check)),
+            "no passing `{check}` check:\n{text}"
+        );
+    }
+}
