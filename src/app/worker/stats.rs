@@ -444,6 +444,42 @@ mod tests {
     use crate::protocol::ErrorCode;
 
     #[test]
+    fn every_series_has_help_text_and_the_dashboard_gauges_follow_the_jobs() {
+        let stats = Stats::default();
+        stats.set_concurrency(4);
+        stats.started();
+        stats.set_pool(1, 2);
+        stats.job_took(&Outcome::Ok, Duration::from_millis(40));
+        let text = stats.encode();
+        let families: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .map(|l| l.split_whitespace().next().unwrap())
+            .collect();
+        assert!(families.len() >= 15, "{text}");
+        for family in families {
+            let help = format!("# HELP {family} ");
+            let line = text.lines().find(|l| l.starts_with(&help));
+            assert!(
+                line.is_some_and(|l| l.len() > help.len() + 10),
+                "{family} has no HELP text"
+            );
+        }
+        for line in [
+            "midnit_build_info{version=\"",
+            "midnit_concurrency 4",
+            "midnit_utilisation_ratio 0.25",
+            "midnit_renderer_pool_size 1",
+            "midnit_renderer_pool_target 2",
+            "midnit_job_duration_seconds_count{outcome=\"ok\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} missing in:\n{text}");
+        }
+        stats.ended();
+        assert!(stats.encode().contains("midnit_utilisation_ratio 0.0"));
+    }
+
+    #[test]
     fn the_metrics_text_follows_prometheus_naming() {
         let stats = Stats::default();
         stats.finished(&Outcome::Ok, 100);
