@@ -116,3 +116,25 @@ fn the_image_runtime_stage_runs_the_worker_read_only_as_its_user_with_a_tmpfs_sp
         );
     }
 }
+
+/// Compose's broker, booted with its exact settings on a RabbitMQ node of the test's own
+/// (`tests/rabbitmq-node.sh compose-check`): the rabbitmq.conf files compose mounts, and the
+/// definitions its entrypoint script writes from the environment. The workers' user (its
+/// password from the environment, as compose passes it) declares, publishes to and reads the
+/// jobs queue; guest and a wrong password are refused; the management UI takes only the admin.
+#[test]
+fn the_compose_broker_creates_the_workers_user_from_the_environment_and_no_guest() {
+    let script = format!("{}/tests/rabbitmq-node.sh", env!("CARGO_MANIFEST_DIR"));
+    let base = 38100 + (std::process::id() % 40) as u16 * 30;
+    let out = std::process::Command::new(script)
+        .args(["compose-check", &base.to_string()])
+        .output()
+        .expect("tests/rabbitmq-node.sh runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{text}");
+}

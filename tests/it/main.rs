@@ -13,6 +13,7 @@ mod harness;
 mod broker;
 mod broker_restart;
 mod clients;
+mod cluster;
 mod contract;
 mod corpus;
 mod deploy;
