@@ -128,6 +128,8 @@ impl SpillDir {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: zero-initialised above and filled by a successful statfs.
+        // `f_type` is an i64 here, an i32 or u32 on other targets.
+        #[allow(clippy::useless_conversion)]
         let kind = i64::from(unsafe { stat.assume_init() }.f_type);
         Ok(kind == TMPFS_MAGIC || kind == RAMFS_MAGIC)
     }

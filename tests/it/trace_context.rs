@@ -11,18 +11,21 @@ use std::time::{Duration, Instant};
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT_SPAN: &str = "00f067aa0ba902b7";
 
+/// The requests a receiver got: path and body.
+type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// An OTLP/HTTP receiver: keeps each POSTed body and answers 200 with an empty
 /// `ExportTraceServiceResponse`.
 struct Receiver {
     addr: String,
-    bodies: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    bodies: Received,
 }
 
 impl Receiver {
     fn start() -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let bodies: Received = Arc::default();
         let sink = bodies.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
