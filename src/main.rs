@@ -210,6 +210,8 @@ fn main() -> ExitCode {
         let args: Vec<String> = std::env::args().skip(2).collect();
         std::process::exit(executor::selftest::run_selftest(&args));
     }
+    // Before anything reads a password or a key: a crash from here on writes no core file.
+    telemetry::disable_core_dumps();
     let cli = Cli::parse();
     let mut sets = cli.sets.clone();
     let shorthand = [
@@ -224,7 +226,15 @@ fn main() -> ExitCode {
     );
     // What only a change of settings or files can mend ends the process at once, with exit
     // code 2 and one line; nothing is retried.
-    let config = match Config::load(cli.config.as_deref(), &sets) {
+    let serving = matches!(cli.command, Command::Serve);
+    let loaded = Config::load(cli.config.as_deref(), &sets).and_then(|c| {
+        if serving {
+            c.check_serve_files().map(|()| c)
+        } else {
+            Ok(c)
+        }
+    });
+    let config = match loaded {
         Ok(c) => c,
         Err(e) => {
             eprintln!("configuration error: {e}");
@@ -238,7 +248,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::disable_core_dumps();
     // Idle blocking-pool threads (intake, sealing, wipes) end after a second, so a burst of
     // jobs leaves no threads behind at rest.
     let runtime = tokio::runtime::Builder::new_multi_thread()

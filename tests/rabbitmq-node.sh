@@ -369,13 +369,14 @@ kill_cmd() {
   pid="$(pid_of "$state/$short")"
   alive "$pid" || die "$name is not running"
   kill -9 "$pid"
-  # A VM blocked in the kernel (a disk flush) dies when that returns.
-  for _ in $(seq 1 600); do
-    alive "$pid" || break
+  # A VM blocked in the kernel (a disk flush on a busy machine) dies when that returns: wait
+  # for it as long as for anything else (MIDNIT_RABBIT_TIMEOUT).
+  local deadline=$(($(date +%s) + timeout_s))
+  while alive "$pid" && (($(date +%s) < deadline)); do
     sleep 0.05
   done
   if alive "$pid"; then
-    die "$name (pid $pid) is still alive 30 s after kill -9 ($(grep State "/proc/$pid/status"))"
+    die "$name (pid $pid) is still alive ${timeout_s} s after kill -9 ($(grep State "/proc/$pid/status" 2>/dev/null))"
   fi
   echo "killed $name pid $pid"
 }

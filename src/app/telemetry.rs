@@ -134,6 +134,7 @@ pub fn disable_core_dumps() {
             && libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
     };
     if !ok {
-        tracing::warn!("could not disable core dumps");
+        // Logging is not set up yet: this runs before anything else.
+        eprintln!("warning: could not disable core dumps");
     }
 }

@@ -5,8 +5,7 @@
 //! keep their broker.
 
 use crate::harness::*;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::BasicProperties;
 use midnit_worker::protocol::{decode_reply, Status, CONTENT_TYPE};
 use midnit_worker::tools::samples;
@@ -35,21 +34,6 @@ async fn connect(url: &str) -> lapin::Connection {
     }
 }
 
-/// A durable named reply queue: the backend's side of the durable topology (a direct reply-to
-/// requester would lose its replies with its connection).
-async fn declare_reply_queue(ch: &lapin::Channel, name: &str) {
-    let mut args = FieldTable::default();
-    args.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
-    );
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    ch.queue_declare(name.into(), durable, args).await.unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_broker_restart_the_workers_recover_and_every_queued_job_is_answered() {
     const JOBS: usize = 40;
@@ -69,7 +53,7 @@ async fn after_a_broker_restart_the_workers_recover_and_every_queued_job_is_answ
     ];
     let conn = connect(&url).await;
     let ch = conn.create_channel().await.unwrap();
-    declare_reply_queue(&ch, &replies).await;
+    declare_quorum_queue(&ch, &replies).await;
     ch.confirm_select(ConfirmSelectOptions::default())
         .await
         .unwrap();

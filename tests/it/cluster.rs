@@ -8,10 +8,7 @@
 
 use crate::harness::*;
 use futures_util::StreamExt;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions,
-};
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
@@ -56,7 +53,9 @@ impl Cluster {
             .tempdir_in("/tmp")
             .unwrap();
         let state = dir.path().join("state");
-        let base = 36200 + (std::process::id() % 40) as u16 * 20;
+        // Below Linux's ephemeral ports (32768+), so no outgoing connection holds one; apart
+        // from the compose check's (31000+) and the extra nodes' (5700+, 25700+).
+        let base = 30000 + (std::process::id() % 40) as u16 * 20;
         let out = Self::run(&state, &["cluster-up", &base.to_string()]);
         let nodes = out
             .lines()
@@ -131,18 +130,7 @@ impl Backend {
         let ch = conn.create_channel().await.unwrap();
         ch.confirm_select(Default::default()).await.unwrap();
         let reply_queue = unique_queue(&format!("{test}.replies"));
-        let mut args = FieldTable::default();
-        args.insert(
-            "x-queue-type".into(),
-            AMQPValue::LongString("quorum".into()),
-        );
-        let durable = QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        };
-        ch.queue_declare(reply_queue.as_str().into(), durable, args)
-            .await
-            .unwrap();
+        declare_quorum_queue(&ch, &reply_queue).await;
         let consume_ch = conn.create_channel().await.unwrap();
         consume_ch.basic_qos(100, Default::default()).await.unwrap();
         let mut consumer = consume_ch

@@ -125,7 +125,8 @@ fn the_image_runtime_stage_runs_the_worker_read_only_as_its_user_with_a_tmpfs_sp
 #[test]
 fn the_compose_broker_creates_the_workers_user_from_the_environment_and_no_guest() {
     let script = format!("{}/tests/rabbitmq-node.sh", env!("CARGO_MANIFEST_DIR"));
-    let base = 38100 + (std::process::id() % 40) as u16 * 30;
+    // Below Linux's ephemeral ports (32768+), apart from the cluster test's (30000–30812).
+    let base = 31000 + (std::process::id() % 40) as u16 * 30;
     let out = std::process::Command::new(script)
         .args(["compose-check", &base.to_string()])
         .output()

@@ -401,27 +401,6 @@ fn series_names_are_read_from_promql() {
     assert!(!runbook_exists("docs/OPERATIONS.md#no-such-section"));
 }
 
-/// A minimal HTTP/1.0 GET (so the answer is never chunked): status code and body, or the error
-/// of connecting.
-fn get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Ok((status, body))
-}
-
 /// `s` percent-encoded for a URL's query string.
 fn url_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 2);
@@ -488,7 +467,7 @@ impl Prometheus {
             if let Some(status) = prometheus.child.try_wait().unwrap() {
                 panic!("prometheus exited ({status}):\n{}", prometheus.log_text());
             }
-            if matches!(get(&prometheus.addr, "/-/ready"), Ok((200, _))) {
+            if matches!(try_http_get(&prometheus.addr, "/-/ready"), Ok((200, _))) {
                 return prometheus;
             }
             assert!(
@@ -506,7 +485,7 @@ impl Prometheus {
 
     /// `GET path` on the HTTP API: its `data`, or a panic with the answer and the log.
     fn api(&self, path: &str) -> Value {
-        let (status, body) = get(&self.addr, path)
+        let (status, body) = try_http_get(&self.addr, path)
             .unwrap_or_else(|e| panic!("GET {path}: {e}\n{}", self.log_text()));
         let json: Value = serde_json::from_str(&body)
             .unwrap_or_else(|e| panic!("GET {path}: {status}, not JSON ({e}): {body}"));
@@ -593,7 +572,7 @@ async fn prometheus_scrapes_the_real_worker_and_evaluates_every_rule() {
             break (build, ok, up);
         }
         if Instant::now() > deadline {
-            let targets = get(&prometheus.addr, "/api/v1/targets").map(|(_, b)| b);
+            let targets = try_http_get(&prometheus.addr, "/api/v1/targets").map(|(_, b)| b);
             panic!(
                 "Prometheus never stored the worker's series in 60 s.\n\
                  midnit_build_info: {build:?}\njobs ok: {ok:?}\nup: {up:?}\nmissing: {missing:?}\n\

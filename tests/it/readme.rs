@@ -98,12 +98,34 @@ fn classify(line: &str, cargo_toml: &str, ci: &str) -> Line {
     }
 }
 
+/// Runs `script` with `bash -e` in `dir`, with a Python virtual environment of the clone's own
+/// first on `PATH` (so `pip install` never touches the packages other tests import) and its
+/// temporary files inside the clone (removed with it).
 fn run_script(dir: &Path, script: &str) {
+    let venv = dir.join(".venv");
+    if !venv.exists() {
+        let made = Command::new("python3")
+            .args(["-m", "venv", "--system-site-packages"])
+            .arg(&venv)
+            .status()
+            .expect("python3 runs");
+        assert!(made.success(), "python3 -m venv failed");
+    }
+    let tmp = dir.join(".tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let path = format!(
+        "{}:{}",
+        venv.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let out = Command::new("bash")
         .args(["-e", "-c", script])
         .current_dir(dir)
         .env("WORKER_BIN", env!("CARGO_BIN_EXE_midnit-worker"))
         .env("NO_COLOR", "1")
+        .env("PATH", path)
+        .env("VIRTUAL_ENV", &venv)
+        .env("TMPDIR", &tmp)
         .output()
         .expect("bash runs");
     assert!(

@@ -31,6 +31,9 @@ pub enum BrokerError {
         /// The cause.
         source: lapin::Error,
     },
+    /// A connection attempt took longer than `connect_timeout_secs`.
+    #[error("no answer from the broker at {0} within connect_timeout_secs")]
+    Timeout(String),
     /// The connection settings are unusable (URL, TLS files).
     #[error("broker settings: {0}")]
     Config(String),
@@ -74,9 +77,12 @@ pub async fn connect_to(
     let tls = tls_config(config)?;
     let props = ConnectionProperties::default().with_connection_name(name.into());
     let runtime = lapin::runtime::default_runtime().map_err(failed)?;
-    Connection::connect_uri_with_config(uri, props, tls, runtime)
-        .await
-        .map_err(failed)
+    let attempt = Connection::connect_uri_with_config(uri, props, tls, runtime);
+    let limit = std::time::Duration::from_secs(config.connect_timeout_secs.max(1));
+    match tokio::time::timeout(limit, attempt).await {
+        Ok(connected) => connected.map_err(failed),
+        Err(_) => Err(BrokerError::Timeout(redacted)),
+    }
 }
 
 /// The TLS settings for `amqps://`: extra CA certificates and an optional client identity.

@@ -243,6 +243,24 @@ impl Config {
         })
     }
 
+    /// What only `serve` reads at start, checked before it logs anything: the key state file
+    /// when sealed requests are taken (`keys init` is what makes it, so no other command needs
+    /// it).
+    pub fn check_serve_files(&self) -> Result<(), ConfigError> {
+        let Some(path) = &self.keys.key_state_file else {
+            return Ok(());
+        };
+        if self.keys.sealed == SealedMode::Off {
+            return Ok(());
+        }
+        std::fs::File::open(path)
+            .map(drop)
+            .map_err(|e| ConfigError::Invalid {
+                key: "key_state_file".into(),
+                message: format!("cannot read {}: {e}", path.display()),
+            })
+    }
+
     /// Checks values that parse but make no sense.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, message: &str| {
@@ -288,6 +306,9 @@ impl Config {
         }
         if !(4096..=131_072).contains(&b.frame_max) {
             return bad("frame_max", "must be between 4096 and 131072");
+        }
+        if b.connect_timeout_secs == 0 {
+            return bad("connect_timeout_secs", "must be at least 1");
         }
         if b.reconnect_initial_ms == 0 || b.reconnect_max_ms < b.reconnect_initial_ms {
             return bad(
@@ -345,6 +366,8 @@ fn is_service_link(key: &str, value: &str) -> bool {
     if Config::keys().any(|k| k.name.eq_ignore_ascii_case(key)) {
         return false;
     }
+    // A Service named exactly `midnit` makes `MIDNIT_SERVICE_HOST`, `MIDNIT_PORT`, …
+    let key = &format!("_{key}");
     if key.ends_with("_SERVICE_HOST") || key.contains("_SERVICE_PORT") {
         return true;
     }
@@ -397,22 +420,23 @@ fn check_broker_urls(b: &BrokerSettings) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Whether the PEM header line at the start of `text` ends with `label` (`CERTIFICATE-----`,
+/// `PRIVATE KEY-----`, which also matches `RSA PRIVATE KEY-----`).
+fn has_label(text: &[u8], label: &str) -> bool {
+    let line = text.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    line.trim_ascii_end().ends_with(label.as_bytes())
+}
+
 /// Checks that every file a setting names can be read now: a worker that cannot read its CA
 /// bundle or keys stops at start with one line, instead of retrying something that cannot heal.
 fn check_files(config: &Config) -> Result<(), ConfigError> {
     let b = &config.broker;
-    // The key state is read only when sealed requests are taken.
-    let key_state = match config.keys.sealed {
-        SealedMode::Off => None,
-        _ => config.keys.key_state_file.clone(),
-    };
     // Each file, and the PEM block it must hold (none for the receipt key's hex seed).
     let files = [
         ("tls_ca_file", &b.tls_ca_file, Some("CERTIFICATE-----")),
         ("tls_cert_file", &b.tls_cert_file, Some("CERTIFICATE-----")),
         ("tls_key_file", &b.tls_key_file, Some("PRIVATE KEY-----")),
         ("receipt_key_file", &config.wipe.receipt_key_file, None),
-        ("key_state_file", &key_state, None),
     ];
     for (key, path, pem) in files {
         let Some(path) = path else { continue };
@@ -423,9 +447,11 @@ fn check_files(config: &Config) -> Result<(), ConfigError> {
         let text =
             std::fs::read(path).map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?;
         if let Some(block) = pem {
-            if memchr::memmem::find(&text, block.as_bytes()).is_none() {
+            let begins = memchr::memmem::find_iter(&text, b"-----BEGIN ")
+                .any(|at| has_label(&text[at..], block));
+            if !begins {
                 return Err(bad(format!(
-                    "{} holds no PEM `-----BEGIN {block}` block",
+                    "{} holds no PEM `-----BEGIN …{block}` block",
                     path.display()
                 )));
             }

@@ -11,7 +11,7 @@ crate::settings! {
         /// comma-separated list, tried in turn whenever a connection is lost.
         amqp_url: SecretUrl = SecretUrl::new("amqp://guest:guest@127.0.0.1:5672/%2f"),
             "`amqp://guest:guest@127.0.0.1:5672/%2f`",
-            "the broker; for a cluster, one URL per node, comma-separated: a lost connection moves to the next (see [docs/OPERATIONS.md](docs/OPERATIONS.md))";
+            "the broker; for a cluster, one URL per node, comma-separated (a comma in a password is written `%2C`): a lost connection moves to the next (see [docs/OPERATIONS.md](docs/OPERATIONS.md))";
         /// Queue the worker consumes render jobs from.
         queue: String = "midnit.render".into(), "`midnit.render`", "the jobs queue";
         /// `transient` (classic queue, nothing on the broker's disk) or `durable` (quorum queue,
@@ -38,6 +38,10 @@ crate::settings! {
         /// of 32 frames each for a connection's life; a small frame keeps them small.
         frame_max: u32 = 32 * 1024, "32768",
             "largest AMQP frame (4096–131072); lapin keeps two ring buffers of 32 frames for a connection's life, so this bounds them (1 MiB each by default). A `frame_max` in the URL wins";
+        /// Seconds one connection attempt may take (TCP, TLS and the AMQP handshake) before it
+        /// counts as failed and the next node is tried.
+        connect_timeout_secs: u64 = 10, "10",
+            "one connection attempt (TCP, TLS, AMQP handshake) may take this long; then it counts as failed and the next URL is tried (a node whose host is down answers nothing)";
         /// First delay before reconnecting to the broker, in milliseconds (doubled on each
         /// failure, with jitter).
         reconnect_initial_ms: u64 = 250, "250",

@@ -306,21 +306,21 @@ impl Stats {
 
     pub(super) fn started(&self) {
         self.in_flight.inc();
-        self.update_utilisation();
     }
 
     pub(super) fn ended(&self) {
         self.in_flight.dec();
-        self.update_utilisation();
     }
 
     /// Records the worker's job slots (utilisation is measured against them).
     pub fn set_concurrency(&self, slots: usize) {
         self.concurrency
             .set(i64::try_from(slots).unwrap_or(i64::MAX));
-        self.update_utilisation();
     }
 
+    /// Sets the utilisation gauge from the two it is the ratio of. Done when the metrics are
+    /// read, not as jobs start and end: two jobs ending at once could otherwise leave the
+    /// gauge at a value one of them read before the other's decrement.
     fn update_utilisation(&self) {
         let slots = self.concurrency.get();
         let share = if slots > 0 {
@@ -397,6 +397,7 @@ impl Stats {
 
     /// The metrics in the OpenMetrics text format (which Prometheus scrapes).
     pub fn encode(&self) -> String {
+        self.update_utilisation();
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);

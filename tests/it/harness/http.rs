@@ -20,18 +20,20 @@ pub fn strip_ansi(text: &str) -> String {
     out
 }
 
-/// A minimal HTTP/1.1 GET: status code and body.
+/// A minimal HTTP GET: status code and body.
 pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    try_http_get(addr, path).expect("the listener answers")
+}
+
+/// The same, or the I/O error (a server not listening yet). HTTP/1.0, so the body is never
+/// chunked (Prometheus chunks large HTTP/1.1 answers) and the server closes after it.
+pub fn try_http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("the listener accepts");
-    stream.set_read_timeout(Some(REPLY)).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(REPLY))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
     let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    stream.read_to_string(&mut response)?;
     let status = response
         .split_whitespace()
         .nth(1)
@@ -41,5 +43,5 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String) {
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
-    (status, body)
+    Ok((status, body))
 }

@@ -7,6 +7,22 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Declares a durable quorum queue: a backend's named reply queue in the durable topology (a
+/// direct reply-to requester would lose its replies with its connection), replicated across a
+/// cluster's nodes.
+pub async fn declare_quorum_queue(ch: &lapin::Channel, name: &str) {
+    let mut args = lapin::types::FieldTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        lapin::types::AMQPValue::LongString("quorum".into()),
+    );
+    let durable = lapin::options::QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    ch.queue_declare(name.into(), durable, args).await.unwrap();
+}
+
 /// Takes one message from `queue`, waiting until one arrives (bounded).
 pub async fn wait_get(ch: &lapin::Channel, queue: &str) -> lapin::message::Delivery {
     let deadline = Instant::now() + REPLY;
