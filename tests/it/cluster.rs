@@ -8,7 +8,7 @@
 
 use crate::harness::*;
 use futures_util::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions};
+use lapin::options::{BasicAckOptions, BasicPublishOptions};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
@@ -133,25 +133,12 @@ impl Backend {
         declare_quorum_queue(&ch, &reply_queue).await;
         let consume_ch = conn.create_channel().await.unwrap();
         consume_ch.basic_qos(100, Default::default()).await.unwrap();
-        let mut consumer = consume_ch
-            .basic_consume(
-                reply_queue.as_str().into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                Default::default(),
-            )
-            .await
-            .unwrap();
+        let mut consumer = consume(&consume_ch, &reply_queue, false).await;
         let replies: Replies = Arc::default();
         let sink = replies.clone();
         tokio::spawn(async move {
             while let Some(Ok(d)) = consumer.next().await {
-                let id = d
-                    .properties
-                    .correlation_id()
-                    .as_ref()
-                    .map(|s| s.to_string())
-                    .unwrap_or_default();
+                let id = correlation_id(&d);
                 let ok = midnit_worker::protocol::decode_reply(&d.data)
                     .is_ok_and(|r| r.status == midnit_worker::protocol::Status::Ok);
                 sink.lock().unwrap().entry(id).or_default().push(ok);

@@ -101,18 +101,7 @@ async fn send_traced(queue: &str, body: &[u8], traceparent: &str) -> String {
         )
         .await
         .unwrap();
-    let mut replies = ch
-        .basic_consume(
-            reply_queue.name().as_str().into(),
-            "".into(),
-            lapin::options::BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            Default::default(),
-        )
-        .await
-        .unwrap();
+    let mut replies = consume(&ch, reply_queue.name().as_str(), true).await;
     let mut headers = FieldTable::default();
     headers.insert(
         "traceparent".into(),

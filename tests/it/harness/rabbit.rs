@@ -23,6 +23,26 @@ pub async fn declare_quorum_queue(ch: &lapin::Channel, name: &str) {
     ch.queue_declare(name.into(), durable, args).await.unwrap();
 }
 
+/// A consumer on `queue`; with `no_ack` the broker forgets each message as it delivers it.
+pub async fn consume(ch: &lapin::Channel, queue: &str, no_ack: bool) -> lapin::Consumer {
+    let opts = lapin::options::BasicConsumeOptions {
+        no_ack,
+        ..Default::default()
+    };
+    ch.basic_consume(queue.into(), "".into(), opts, Default::default())
+        .await
+        .unwrap()
+}
+
+/// A delivery's correlation id (empty without one).
+pub fn correlation_id(d: &lapin::message::Delivery) -> String {
+    d.properties
+        .correlation_id()
+        .as_ref()
+        .map(|s| s.to_string())
+        .unwrap_or_default()
+}
+
 /// Takes one message from `queue`, waiting until one arrives (bounded).
 pub async fn wait_get(ch: &lapin::Channel, queue: &str) -> lapin::message::Delivery {
     let deadline = Instant::now() + REPLY;
@@ -142,29 +162,12 @@ impl Replies {
             .await
             .unwrap();
         let queue = q.name().to_string();
-        let mut consumer = ch
-            .basic_consume(
-                queue.as_str().into(),
-                "".into(),
-                lapin::options::BasicConsumeOptions {
-                    no_ack: true,
-                    ..Default::default()
-                },
-                Default::default(),
-            )
-            .await
-            .unwrap();
+        let mut consumer = consume(&ch, &queue, true).await;
         let got = Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = got.clone();
         tokio::spawn(async move {
             while let Some(Ok(d)) = consumer.next().await {
-                let id = d
-                    .properties
-                    .correlation_id()
-                    .as_ref()
-                    .map(|s| s.to_string())
-                    .unwrap_or_default();
-                sink.lock().unwrap().push((id, d.data));
+                sink.lock().unwrap().push((correlation_id(&d), d.data));
             }
         });
         Self {
