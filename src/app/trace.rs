@@ -110,23 +110,11 @@ pub fn for_reply(span: &tracing::Span, parent: Option<&TraceParent>) -> TracePar
     }
 }
 
-/// Non-zero random bytes for ids (not secrets: the std hasher's per-process random keys mixed
-/// with the clock and a counter are enough to keep ids apart).
+/// Non-zero bytes for ids (ids, not secrets: see [`crate::app::unrepeated_u64`]).
 fn random_bytes<const N: usize>() -> [u8; N] {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(1);
-    let state = std::collections::hash_map::RandomState::new();
     let mut out = [0u8; N];
     for chunk in out.chunks_mut(8) {
-        let mut h = state.build_hasher();
-        h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos()),
-        );
-        let bytes = h.finish().to_le_bytes();
+        let bytes = crate::app::unrepeated_u64().to_le_bytes();
         chunk.copy_from_slice(&bytes[..chunk.len()]);
     }
     if out.iter().all(|&b| b == 0) {

@@ -5,9 +5,8 @@
 //! keep their broker.
 
 use crate::harness::*;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::BasicProperties;
-use midnit_worker::protocol::{decode_reply, Status, CONTENT_TYPE};
+use lapin::options::ConfirmSelectOptions;
+use midnit_worker::protocol::{decode_reply, Status};
 use midnit_worker::tools::samples;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -63,22 +62,8 @@ async fn after_a_broker_restart_the_workers_recover_and_every_queued_job_is_answ
         vec![output("t", "jpeg", Some(256), None)],
     ));
     for i in 0..JOBS {
-        let props = BasicProperties::default()
-            .with_delivery_mode(2)
-            .with_content_type(CONTENT_TYPE.into())
-            .with_correlation_id(format!("job-{i}").into())
-            .with_reply_to(replies.as_str().into());
-        ch.basic_publish(
-            "".into(),
-            queue.as_str().into(),
-            BasicPublishOptions::default(),
-            &body,
-            props,
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+        let acked = publish_request(&ch, &queue, &format!("job-{i}"), &replies, &body, true).await;
+        assert!(acked, "job-{i} was not confirmed");
     }
     let _ = conn.close(200, "restarting the broker".into()).await;
 

@@ -8,7 +8,7 @@
 
 use crate::harness::*;
 use futures_util::StreamExt;
-use lapin::options::{BasicAckOptions, BasicPublishOptions};
+use lapin::options::BasicAckOptions;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
@@ -156,25 +156,10 @@ impl Backend {
     async fn publish(&self, jobs: &str, ids: std::ops::Range<usize>) {
         let body = body_of(&tiny_job());
         for i in ids {
-            let props = lapin::BasicProperties::default()
-                .with_content_type("application/cbor".into())
-                .with_correlation_id(format!("job-{i}").into())
-                .with_reply_to(self.reply_queue.as_str().into())
-                .with_delivery_mode(2);
-            let confirm = self
-                .ch
-                .basic_publish(
-                    "".into(),
-                    jobs.into(),
-                    BasicPublishOptions::default(),
-                    &body,
-                    props,
-                )
-                .await
-                .unwrap()
-                .await
-                .unwrap();
-            assert!(confirm.is_ack(), "job-{i} was not confirmed by the cluster");
+            let id = format!("job-{i}");
+            let confirm =
+                publish_request(&self.ch, jobs, &id, &self.reply_queue, &body, true).await;
+            assert!(confirm, "job-{i} was not confirmed by the cluster");
         }
     }
 

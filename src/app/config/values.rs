@@ -30,10 +30,9 @@ impl SecretUrl {
 
     /// The `i`-th URL, counting round the list.
     pub fn nth(&self, i: usize) -> SecretUrl {
-        let urls: Vec<&str> = self.urls().collect();
-        match urls.len() {
+        match self.count() {
             0 => self.clone(),
-            n => SecretUrl::new(urls[i % n]),
+            n => SecretUrl::new(self.urls().nth(i % n).unwrap_or_default()),
         }
     }
 

@@ -86,14 +86,7 @@ impl Backoff {
 
 /// A number in [0, 1) that differs between processes and calls (not cryptographic).
 fn jitter_unit() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+    (crate::app::unrepeated_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Opens a new session, retrying with backoff and moving round the configured nodes after each

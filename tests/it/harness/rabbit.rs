@@ -43,6 +43,30 @@ pub fn correlation_id(d: &lapin::message::Delivery) -> String {
         .unwrap_or_default()
 }
 
+/// Publishes a request `body` to `jobs` with correlation id `id`, replies to `reply_to`
+/// (`persistent`: delivery mode 2, as the durable topology's backends publish); whether the
+/// broker acked it (always false on a channel not in confirm mode).
+pub async fn publish_request(
+    ch: &lapin::Channel,
+    jobs: &str,
+    id: &str,
+    reply_to: &str,
+    body: &[u8],
+    persistent: bool,
+) -> bool {
+    let props = lapin::BasicProperties::default()
+        .with_content_type("application/cbor".into())
+        .with_correlation_id(id.into())
+        .with_reply_to(reply_to.into())
+        .with_delivery_mode(if persistent { 2 } else { 1 });
+    ch.basic_publish("".into(), jobs.into(), Default::default(), body, props)
+        .await
+        .unwrap()
+        .await
+        .unwrap()
+        .is_ack()
+}
+
 /// Takes one message from `queue`, waiting until one arrives (bounded).
 pub async fn wait_get(ch: &lapin::Channel, queue: &str) -> lapin::message::Delivery {
     let deadline = Instant::now() + REPLY;
@@ -180,16 +204,7 @@ impl Replies {
 
     /// Publishes `body` to `jobs` with correlation id `id`, replies to this queue.
     pub async fn send(&self, jobs: &str, id: &str, body: &[u8]) {
-        let props = lapin::BasicProperties::default()
-            .with_content_type("application/cbor".into())
-            .with_correlation_id(id.into())
-            .with_reply_to(self.queue.as_str().into());
-        self.ch
-            .basic_publish("".into(), jobs.into(), Default::default(), body, props)
-            .await
-            .unwrap()
-            .await
-            .unwrap();
+        publish_request(&self.ch, jobs, id, &self.queue, body, false).await;
     }
 
     /// The first reply for `id` (waiting up to [`REPLY`]).
