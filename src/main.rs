@@ -236,17 +236,11 @@ fn main() -> ExitCode {
     });
     let config = match loaded {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("configuration error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return configuration_error(e),
     };
     let _telemetry = match telemetry::init(cli.log_json, &config.telemetry) {
         Ok(t) => t,
-        Err(e) => {
-            eprintln!("configuration error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return configuration_error(e),
     };
     // Idle blocking-pool threads (intake, sealing, wipes) end after a second, so a burst of
     // jobs leaves no threads behind at rest.
@@ -260,10 +254,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => match e.downcast_ref::<midnit_worker::app::worker::ServeError>() {
-            Some(serve) if serve.exit_code() == 2 => {
-                eprintln!("configuration error: {serve}");
-                ExitCode::from(2)
-            }
+            Some(serve) if serve.exit_code() == 2 => configuration_error(serve),
             _ => {
                 tracing::error!("{e:#}");
                 eprintln!("error: {e:#}");
@@ -271,6 +262,12 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// What only a change of settings or files can mend: one line, exit code 2.
+fn configuration_error(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("configuration error: {e}");
+    ExitCode::from(2)
 }
 
 fn keys_command(command: KeysCommand, config: &Config) -> anyhow::Result<()> {
